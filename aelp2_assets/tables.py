@@ -1,0 +1,57 @@
+"""Table names, columns and keys shared by the sources, the warehouse and the model.
+
+Names are lower-case everywhere: BigQuery's IO manager changes column case, DuckDB does not,
+and both must hold the same tables.
+"""
+
+# raw_meta_metrics: one row per account-local day x ad x placement, as Meta returned it. Every
+# value is text (Meta sends numbers as strings); actions and action_values are the JSON text of
+# Meta's lists, NULL when Meta left the key out. row_number is the row's 1-based position in the
+# pull that wrote it; pulled_at is when that pull ran (UTC).
+INSIGHT_FIELDS = (
+    "date_start",
+    "date_stop",
+    "account_id",
+    "account_currency",
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "publisher_platform",
+    "platform_position",
+    "impression_device",
+    "spend",
+    "impressions",
+    "clicks",
+    "actions",
+    "action_values",
+)
+RAW_COLUMNS = (*INSIGHT_FIELDS, "row_number", "pulled_at")
+PLACEMENT_KEY = ("publisher_platform", "platform_position", "impression_device")
+RAW_KEY = ("date_start", "ad_id", *PLACEMENT_KEY)
+
+# validated_meta_metrics: typed, de-duplicated, one canonical conversion count per row.
+VALIDATED_COLUMNS = (
+    "date",  # DATE, the account-local day (partition column)
+    "account_id",
+    "account_currency",
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    "ad_name",
+    "publisher_platform",
+    "platform_position",
+    "impression_device",
+    "channel",  # Feed, Stories, Reels, Marketplace or other
+    "spend",  # float, account currency major units
+    "impressions",  # int64
+    "clicks",  # int64
+    "conversions",  # int64, the configured action type only
+    "conversion_value",  # float, action_values of that action type (0 when absent)
+)
+VALIDATED_KEY = ("date", "ad_id", *PLACEMENT_KEY)
+
+# validated_meta_metrics_rejects: rows kept aside, one row per problem found.
+REJECT_COLUMNS = ("date", "row_number", "ad_id", "field", "value", "reason")
