@@ -1,0 +1,365 @@
+"""Bayesian posteriors of conversions per dollar, per arm and per placement (no Dagster import).
+
+An arm is a budget holder: one Meta ad set (``adset_id``). What a budget buys is conversions,
+so the quantity modelled is conversions per dollar, cost included:
+
+    lambda = c * r
+
+- ``c``, clicks per dollar: ``Gamma(shape=c0 + clicks, rate=s0 + spend)``, the conjugate
+  posterior of a Poisson click count with spend as its exposure. The prior is weak and centred
+  on the account's pooled clicks per dollar: ``c0 = CLICK_PRIOR_CLICKS`` pseudo-clicks (5) over
+  ``s0 = c0 / pooled`` pseudo-dollars. Five clicks is a day's worth of a few dollars of
+  delivery, so the data overrules it within the first day, yet an arm with no spend yet (or no
+  clicks) gets a finite, account-typical cost instead of an improper prior.
+- ``r``, conversions per click: ``Gamma(shape=alpha + conversions, rate=alpha + beta + clicks)``.
+  ``alpha`` and ``beta`` are ``THOMPSON_ALPHA_INIT`` and ``THOMPSON_BETA_INIT``: the
+  ``Beta(alpha, beta)`` prior on conversion rate, replaced by the Gamma with the same mean
+  ``alpha / (alpha + beta)`` and the same pseudo-count (``alpha + beta`` clicks). The Gamma is
+  the Poisson approximation of the binomial; unlike a Beta it also accepts view-through
+  conversions that exceed clicks, which real exports contain.
+
+Old days count less: each day's spend, clicks and conversions are weighted by
+``0.5 ** (age / half_life_days)`` before they enter the posterior. Creatives fatigue and
+auctions drift, so a fortnight-old day says half as much about tomorrow as yesterday does; the
+weighting also keeps a long-running arm's posterior from becoming so narrow that Thompson
+sampling stops noticing its decline. The reported ``spend``, ``clicks`` and ``conversions``
+are the unweighted totals of the history given.
+
+Known shortcoming: the conversion rate is not pooled between arms, so with the default
+``Beta(1, 1)`` prior (mean 50%) a new arm looks very promising until it has a few hundred
+clicks. The lifecycle rules of the allocator (launch share, ramp caps) bound what that costs;
+a hierarchical prior on ``r`` whose mean is learnt from the account, with ``alpha + beta`` as
+its strength, would remove it while still honouring both settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+
+from aelp2_assets.placements import CHANNELS, PLACEMENT_PROFILES
+
+# Pseudo-clicks of the prior on clicks per dollar (see the module docstring).
+CLICK_PRIOR_CLICKS = 5.0
+
+# Clicks per dollar assumed when the account has no spend or no clicks at all yet: the mean of
+# the measured placement profiles (CTR x 1,000 / CPM), about 0.9 clicks per dollar.
+DEFAULT_CLICKS_PER_DOLLAR = float(np.mean([p.ctr * 1000.0 / p.cpm for p in PLACEMENT_PROFILES]))
+
+ALL = "all"
+
+POSTERIOR_COLUMNS = (
+    "arm_id",
+    "placement",
+    "click_shape",
+    "click_rate",
+    "conv_shape",
+    "conv_rate",
+    "spend",
+    "clicks",
+    "conversions",
+    "expected_cac",
+    "cac_p10",
+    "cac_p50",
+    "cac_p90",
+    "p_best",
+    "first_delivery_date",
+    "last_delivery_date",
+    "age_days",
+    "is_live",
+    "channel_spend_share",
+)
+
+_NEEDED = ("date", "adset_id", "channel", "spend", "clicks", "conversions")
+
+
+def fit_posteriors(
+    history: pd.DataFrame,
+    decision_date: dt.date,
+    *,
+    alpha_init: float,
+    beta_init: float,
+    placement_tracking: bool,
+    half_life_days: float = 14.0,
+    live_window_days: int = 3,
+    rng: np.random.Generator,
+    draws: int = 4000,
+) -> pd.DataFrame:
+    """Posterior of conversions per dollar for every arm (and arm x channel) in ``history``.
+
+    ``history`` holds rows of ``validated_meta_metrics`` (see ``tables.VALIDATED_COLUMNS``);
+    rows dated after ``decision_date`` are ignored. Returns one row per arm with
+    ``placement == "all"`` and, when ``placement_tracking``, one row per arm and channel the
+    arm has history in (``placement`` = the channel). Columns are ``POSTERIOR_COLUMNS``:
+
+    - ``expected_cac``: the posterior mean of ``1 / lambda`` in closed form; ``inf`` when it
+      does not exist (a Gamma shape of 1 or less, e.g. no conversions with ``alpha_init`` 1).
+    - ``cac_p10``/``cac_p50``/``cac_p90``: quantiles of ``1 / lambda`` from ``draws`` samples.
+    - ``p_best``: for "all" rows, the probability the arm has the highest ``lambda`` among live
+      arms (0 for arms that are not live); for placement rows, the probability the channel is
+      the arm's best channel (computed whether or not the arm is live: it describes the arm).
+    - ``first_delivery_date``, ``last_delivery_date``: first and last day with spend > 0 in
+      the history given; ``age_days`` is decision_date minus the first (NA if it never
+      delivered); ``is_live``: spend > 0 on one of the ``live_window_days`` days ending on
+      ``decision_date``. On placement rows all four describe delivery in that channel.
+    - ``channel_spend_share``: 1.0 on "all" rows; on placement rows the arm's share of spend in
+      the channel over the live window, or over the decay-weighted history when the arm spent
+      nothing in the window (equal shares when it never spent).
+    """
+    _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, draws)
+    missing = [column for column in _NEEDED if column not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks the columns {missing}")
+
+    frame = _prepared(history, decision_date, half_life_days)
+    if frame.empty:
+        return _empty_table()
+
+    decision = pd.Timestamp(decision_date)
+    pooled = _clicks_per_dollar(frame["w_spend"].sum(), frame["w_clicks"].sum())
+    arms = _aggregate(frame, ["arm_id"], decision, live_window_days)
+    arms.insert(1, "placement", ALL)
+    _attach_parameters(arms, np.full(len(arms), pooled), alpha_init, beta_init)
+    arms["channel_spend_share"] = 1.0
+
+    samples = sample_conversions_per_dollar(arms, rng, draws)
+    _attach_cac_quantiles(arms, samples)
+    arms["p_best"] = _p_best(samples, arms["is_live"].to_numpy(bool))
+
+    if not placement_tracking:
+        return arms.loc[:, list(POSTERIOR_COLUMNS)].reset_index(drop=True)
+
+    placements = _placement_rows(frame, decision, pooled, alpha_init, beta_init, live_window_days)
+    samples = sample_conversions_per_dollar(placements, rng, draws)
+    _attach_cac_quantiles(placements, samples)
+    placements["p_best"] = _p_best_within_arms(samples, placements["arm_id"].to_numpy())
+
+    # Each arm's "all" row first, then its channels in the reporting order.
+    table = pd.concat([arms, placements], ignore_index=True)
+    rank = {name: position for position, name in enumerate((ALL, *CHANNELS))}
+    table["rank"] = table["placement"].map(rank).fillna(len(rank))
+    table = table.sort_values(["arm_id", "rank", "placement"], kind="stable")
+    return table.loc[:, list(POSTERIOR_COLUMNS)].reset_index(drop=True)
+
+
+def sample_conversions_per_dollar(
+    posteriors: pd.DataFrame, rng: np.random.Generator, n: int
+) -> np.ndarray:
+    """``n`` joint draws of conversions per dollar, shape ``(n, len(posteriors))``.
+
+    Each column is one row of ``posteriors``: clicks per dollar times conversions per click,
+    drawn independently from their Gamma posteriors.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    size = (n, len(posteriors))
+    clicks = rng.gamma(
+        posteriors["click_shape"].to_numpy(float),
+        1.0 / posteriors["click_rate"].to_numpy(float),
+        size=size,
+    )
+    conversions = rng.gamma(
+        posteriors["conv_shape"].to_numpy(float),
+        1.0 / posteriors["conv_rate"].to_numpy(float),
+        size=size,
+    )
+    return clicks * conversions
+
+
+def expected_conversions_per_dollar(posteriors: pd.DataFrame) -> np.ndarray:
+    """Posterior mean of conversions per dollar per row (the product of the Gamma means)."""
+    return (
+        posteriors["click_shape"].to_numpy(float)
+        / posteriors["click_rate"].to_numpy(float)
+        * posteriors["conv_shape"].to_numpy(float)
+        / posteriors["conv_rate"].to_numpy(float)
+    )
+
+
+def _check_arguments(
+    alpha_init: float, beta_init: float, half_life_days: float, live_window_days: int, draws: int
+) -> None:
+    if not (alpha_init > 0 and beta_init > 0):
+        raise ValueError(f"alpha_init and beta_init must be > 0, got {alpha_init}, {beta_init}")
+    if not half_life_days > 0:
+        raise ValueError(f"half_life_days must be > 0 (math.inf: no decay), got {half_life_days}")
+    # A window of 0 days would make every arm 'not live' and starve the allocator.
+    if live_window_days < 1:
+        raise ValueError(f"live_window_days must be at least 1, got {live_window_days}")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+
+
+def _prepared(history: pd.DataFrame, decision_date: dt.date, half_life: float) -> pd.DataFrame:
+    """The columns the model reads, typed, with each row's age and decay weight."""
+    dates = pd.to_datetime(history["date"]).dt.normalize()
+    age = (pd.Timestamp(decision_date) - dates).dt.days.to_numpy()
+    keep = age >= 0
+    weight = np.ones(len(age)) if math.isinf(half_life) else 0.5 ** (age / half_life)
+
+    frame = pd.DataFrame(
+        {
+            "arm_id": history["adset_id"].to_numpy(),
+            "channel": history["channel"].to_numpy(),
+            "date": dates.to_numpy(),
+            "age": age,
+            "spend": pd.to_numeric(history["spend"]).to_numpy(float),
+            "clicks": pd.to_numeric(history["clicks"]).to_numpy(float),
+            "conversions": pd.to_numeric(history["conversions"]).to_numpy(float),
+        }
+    )[keep]
+    weight = weight[keep]
+    for column in ("spend", "clicks", "conversions"):
+        frame[f"w_{column}"] = frame[column].to_numpy() * weight
+    return frame
+
+
+def _aggregate(
+    frame: pd.DataFrame, keys: list[str], decision: pd.Timestamp, live_window_days: int
+) -> pd.DataFrame:
+    """Weighted and unweighted totals, delivery dates and liveness per group of ``keys``."""
+    delivered = frame["spend"] > 0
+    frame = frame.assign(
+        delivery_date=frame["date"].where(delivered),
+        recent_spend=frame["spend"].where(frame["age"] < live_window_days, 0.0),
+    )
+    totals = (
+        frame.groupby(keys, sort=True)
+        .agg(
+            spend=("spend", "sum"),
+            clicks=("clicks", "sum"),
+            conversions=("conversions", "sum"),
+            w_spend=("w_spend", "sum"),
+            w_clicks=("w_clicks", "sum"),
+            w_conversions=("w_conversions", "sum"),
+            recent_spend=("recent_spend", "sum"),
+            first=("delivery_date", "min"),
+            last=("delivery_date", "max"),
+        )
+        .reset_index()
+    )
+
+    first_age = (decision - totals["first"]).dt.days
+    last_age = (decision - totals["last"]).dt.days
+    totals["age_days"] = first_age.astype("Int64")
+    totals["is_live"] = (last_age < live_window_days).fillna(False).to_numpy(bool)
+    totals["first_delivery_date"] = [None if pd.isna(d) else d.date() for d in totals["first"]]
+    totals["last_delivery_date"] = [None if pd.isna(d) else d.date() for d in totals["last"]]
+    # Counts are whole numbers; the float sums only carried them through the groupby.
+    totals["clicks"] = totals["clicks"].round().astype("int64")
+    totals["conversions"] = totals["conversions"].round().astype("int64")
+    return totals.drop(columns=["first", "last"])
+
+
+def _clicks_per_dollar(spend: float, clicks: float) -> float:
+    """Pooled clicks per dollar, or the placement profiles' figure when there is nothing yet."""
+    if spend > 0 and clicks > 0:
+        return float(clicks / spend)
+    return DEFAULT_CLICKS_PER_DOLLAR
+
+
+def _attach_parameters(
+    table: pd.DataFrame, pooled: np.ndarray, alpha_init: float, beta_init: float
+) -> None:
+    """Gamma parameters of clicks per dollar and conversions per click, and E[1 / lambda]."""
+    table["click_shape"] = CLICK_PRIOR_CLICKS + table["w_clicks"].to_numpy()
+    table["click_rate"] = CLICK_PRIOR_CLICKS / pooled + table["w_spend"].to_numpy()
+    table["conv_shape"] = alpha_init + table["w_conversions"].to_numpy()
+    table["conv_rate"] = alpha_init + beta_init + table["w_clicks"].to_numpy()
+
+    # E[1/X] for X ~ Gamma(shape k, rate b) is b / (k - 1) when k > 1 and infinite otherwise;
+    # c and r are independent, so E[1 / (c r)] is the product.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse_c = np.where(
+            table["click_shape"] > 1, table["click_rate"] / (table["click_shape"] - 1), np.inf
+        )
+        inverse_r = np.where(
+            table["conv_shape"] > 1, table["conv_rate"] / (table["conv_shape"] - 1), np.inf
+        )
+    table["expected_cac"] = inverse_c * inverse_r
+
+
+def _attach_cac_quantiles(table: pd.DataFrame, samples: np.ndarray) -> None:
+    """The 10th, 50th and 90th percentiles of CAC = 1 / lambda."""
+    # 1/x is decreasing, so CAC's p10 is one over lambda's p90.
+    high, mid, low = np.quantile(samples, [0.9, 0.5, 0.1], axis=0)
+    with np.errstate(divide="ignore"):
+        table["cac_p10"] = 1.0 / high
+        table["cac_p50"] = 1.0 / mid
+        table["cac_p90"] = 1.0 / low
+
+
+def _p_best(samples: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Share of draws in which each live column has the largest value; 0 for the others."""
+    result = np.zeros(samples.shape[1])
+    if not live.any():
+        return result
+    live_columns = np.flatnonzero(live)
+    winners = live_columns[np.argmax(samples[:, live_columns], axis=1)]
+    result += np.bincount(winners, minlength=samples.shape[1]) / samples.shape[0]
+    return result
+
+
+def _p_best_within_arms(samples: np.ndarray, arm_ids: np.ndarray) -> np.ndarray:
+    """For each column, the share of draws in which it is the best column of its own arm."""
+    result = np.zeros(samples.shape[1])
+    codes, _ = pd.factorize(arm_ids)
+    for code in range(codes.max() + 1):
+        columns = np.flatnonzero(codes == code)
+        winners = columns[np.argmax(samples[:, columns], axis=1)]
+        result += np.bincount(winners, minlength=samples.shape[1]) / samples.shape[0]
+    return result
+
+
+def _placement_rows(
+    frame: pd.DataFrame,
+    decision: pd.Timestamp,
+    pooled: float,
+    alpha_init: float,
+    beta_init: float,
+    live_window_days: int,
+) -> pd.DataFrame:
+    """One row per arm x channel: the same model on the channel's rows alone.
+
+    The clicks-per-dollar prior is centred on the account's pooled figure for that channel,
+    because channels differ in cost far more than arms do (Reels CPMs are a third of Feed's).
+    """
+    rows = _aggregate(frame, ["arm_id", "channel"], decision, live_window_days)
+    rows = rows.rename(columns={"channel": "placement"})
+
+    by_channel = frame.groupby("channel")[["w_spend", "w_clicks"]].sum()
+    channel_pooled = {
+        channel: float(clicks / spend) if spend > 0 and clicks > 0 else pooled
+        for channel, (spend, clicks) in by_channel.iterrows()
+    }
+    _attach_parameters(
+        rows, rows["placement"].map(channel_pooled).to_numpy(float), alpha_init, beta_init
+    )
+
+    # Spend mix: the live window when the arm spent in it, else the decay-weighted history,
+    # else equal shares, so that every arm's shares sum to 1.
+    per_arm = rows.groupby("arm_id")
+    recent_total = per_arm["recent_spend"].transform("sum")
+    weighted_total = per_arm["w_spend"].transform("sum")
+    count = per_arm["placement"].transform("size")
+    rows["channel_spend_share"] = np.where(
+        recent_total > 0,
+        rows["recent_spend"] / recent_total.where(recent_total > 0, 1.0),
+        np.where(
+            weighted_total > 0,
+            rows["w_spend"] / weighted_total.where(weighted_total > 0, 1.0),
+            1.0 / count,
+        ),
+    )
+    return rows
+
+
+def _empty_table() -> pd.DataFrame:
+    """The output's columns with no rows (an empty history)."""
+    table = pd.DataFrame({column: [] for column in POSTERIOR_COLUMNS})
+    table["age_days"] = table["age_days"].astype("Int64")
+    table["is_live"] = table["is_live"].astype(bool)
+    return table
