@@ -1,0 +1,286 @@
+"""Monte Carlo forecast of CAC and conversions by channel (no Dagster import).
+
+Each draw is one possible future of the portfolio at fixed daily spend:
+
+1. parameter uncertainty: every arm's (and, with placement rows, every arm x channel's)
+   conversions per dollar is drawn once from its posterior and held for the whole horizon;
+2. day-to-day variation: each arm's expected conversions on each day are multiplied by a
+   ``Gamma(shape=OVERDISPERSION_SHAPE, rate=OVERDISPERSION_SHAPE)`` factor (mean 1). A shape of
+   25 is a 20% coefficient of variation, the order of the weekday and auction swings a
+   Meta ad set shows at constant budget. The factor is shared by the arm's channels: a good
+   or bad delivery day moves all its placements together;
+3. counting noise: conversions ~ Poisson(expected x factor), per day and channel.
+
+Draws start at ``min_draws`` (``MONTE_CARLO_DRAWS``) and double while any reported p10, p50 or
+p90 moved by more than ``convergence_threshold`` (``CONVERGENCE_THRESHOLD``) of its previous
+value, up to ``max_draws``. Conversions are whole numbers, so a quantile of a small count can
+never settle finer than one conversion: a move of at most one conversion does not count as
+movement. Cumulative CAC is judged through the cumulative conversions it is computed from.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from aelp2_assets.placements import CHANNELS
+from aelp2_assets.posteriors import ALL, sample_conversions_per_dollar
+
+# Shape (= rate) of the day-to-day Gamma multiplier: coefficient of variation 1/sqrt(25) = 20%.
+OVERDISPERSION_SHAPE = 25.0
+
+QUANTILES = (0.1, 0.5, 0.9)
+FORECAST_COLUMNS = ("metric", "channel", "day", "p10", "p50", "p90", "draws")
+
+# Simulated cells (draws x days x arms) held in memory at once; bounds a batch's size.
+_BATCH_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """The forecast bands, how many draws produced them and whether they settled."""
+
+    table: pd.DataFrame
+    draws_used: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class _Portfolio:
+    """What the simulation needs, as arrays: one component per arm (x channel) that spends."""
+
+    components: pd.DataFrame  # posterior rows: click/conv shape and rate
+    component_spend: np.ndarray  # (k,) daily spend of each component
+    arm_channel: np.ndarray  # (k, arms * channels) one-hot: component -> (arm, channel)
+    n_arms: int
+    channels: tuple[str, ...]  # the channels simulated ("all" alone without placement rows)
+    daily_spend: float  # the portfolio's total spend per day
+
+
+def forecast_cac(
+    posteriors: pd.DataFrame,
+    daily_spend: Mapping[str, float],
+    *,
+    horizon_days: int = 30,
+    min_draws: int = 1000,
+    convergence_threshold: float = 0.01,
+    rng: np.random.Generator,
+    max_draws: int = 64000,
+) -> ForecastResult:
+    """p10/p50/p90 of the cumulative CAC path and of daily conversions by channel.
+
+    ``posteriors`` is the output of ``posteriors.fit_posteriors`` (the arms to forecast);
+    ``daily_spend`` maps arm_id to its spend per day in major units (arms left out spend
+    nothing). With placement rows, an arm's spend is split over its channels by
+    ``channel_spend_share`` and each channel converts at its own posterior; daily conversions
+    are then reported for every channel in ``placements.CHANNELS`` and for "all". Without
+    placement rows only "all" is reported.
+
+    The table has ``FORECAST_COLUMNS``: ``metric`` is 'cumulative_cac' (channel "all") or
+    'daily_conversions', ``day`` runs 1..horizon_days, ``draws`` is the number of draws used.
+    Cumulative CAC is cumulative spend over cumulative conversions: its quantiles are spend
+    over the opposite quantiles of cumulative conversions (1/x reverses the order), so a
+    quantile at zero conversions is ``inf``; with no spend at all CAC is ``nan``.
+    """
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    if min_draws < 1 or max_draws < min_draws:
+        raise ValueError(f"need 1 <= min_draws <= max_draws, got {min_draws}, {max_draws}")
+    if not convergence_threshold > 0:
+        raise ValueError(f"convergence_threshold must be > 0, got {convergence_threshold}")
+
+    portfolio = _portfolio(posteriors, daily_spend)
+    batches = [_simulate(portfolio, rng, min_draws, horizon_days)]
+    draws = min_draws
+    previous = _quantiles(batches)
+    converged = False
+
+    while draws < max_draws:
+        extra = min(draws, max_draws - draws)
+        batches.append(_simulate(portfolio, rng, extra, horizon_days))
+        draws += extra
+        current = _quantiles(batches)
+        settled = not any(
+            _moved(old, new, convergence_threshold).any()
+            for old, new in zip(previous, current, strict=True)
+        )
+        previous = current
+        if settled:
+            converged = True
+            break
+
+    table = _table(previous, portfolio, horizon_days, draws)
+    return ForecastResult(table=table, draws_used=draws, converged=converged)
+
+
+def _portfolio(posteriors: pd.DataFrame, daily_spend: Mapping[str, float]) -> _Portfolio:
+    """Components, their spend and their (arm, channel) from the posterior table."""
+    all_rows = posteriors[posteriors["placement"] == ALL]
+    unknown = sorted(set(daily_spend) - set(all_rows["arm_id"]))
+    if unknown:
+        raise ValueError(f"daily_spend names arms without a posterior: {unknown[:5]}")
+    spend = {arm: float(value) for arm, value in daily_spend.items()}
+    bad = {arm: value for arm, value in spend.items() if not (np.isfinite(value) and value >= 0)}
+    if bad:
+        raise ValueError(f"daily spend must be finite and >= 0: {bad}")
+
+    arms = [arm for arm in all_rows["arm_id"].drop_duplicates() if spend.get(arm, 0.0) > 0]
+    arm_index = {arm: position for position, arm in enumerate(arms)}
+    by_channel = bool((posteriors["placement"] != ALL).any())
+    channels = CHANNELS if by_channel else (ALL,)
+
+    if by_channel:
+        parts = []
+        for arm in arms:
+            rows = posteriors[(posteriors["arm_id"] == arm) & (posteriors["placement"] != ALL)]
+            if rows.empty:
+                # No channel history for this arm: its "all" posterior spends as "other".
+                rows = all_rows[all_rows["arm_id"] == arm].assign(
+                    placement="other", channel_spend_share=1.0
+                )
+            shares = rows["channel_spend_share"].to_numpy(float)
+            shares = (
+                shares / shares.sum() if shares.sum() > 0 else np.full(len(rows), 1 / len(rows))
+            )
+            parts.append(rows.assign(component_spend=spend[arm] * shares))
+        components = pd.concat(parts, ignore_index=True) if parts else all_rows.iloc[:0]
+        channel_of = components["placement"].where(components["placement"].isin(CHANNELS), "other")
+    else:
+        components = all_rows[all_rows["arm_id"].isin(arms)].reset_index(drop=True)
+        components = components.assign(component_spend=components["arm_id"].map(spend))
+        channel_of = pd.Series(ALL, index=components.index)
+
+    channel_index = {channel: position for position, channel in enumerate(channels)}
+    column = components["arm_id"].map(arm_index).to_numpy(int) * len(channels) + channel_of.map(
+        channel_index
+    ).to_numpy(int)
+    one_hot = np.zeros((len(components), len(arms) * len(channels)))
+    one_hot[np.arange(len(components)), column] = 1.0
+
+    return _Portfolio(
+        components=components,
+        component_spend=components.get("component_spend", pd.Series(dtype=float)).to_numpy(float),
+        arm_channel=one_hot,
+        n_arms=len(arms),
+        channels=channels,
+        daily_spend=float(sum(spend.get(arm, 0.0) for arm in arms)),
+    )
+
+
+def _simulate(
+    portfolio: _Portfolio, rng: np.random.Generator, draws: int, horizon: int
+) -> np.ndarray:
+    """Daily conversions per channel, shape (draws, horizon, channels)."""
+    n_channels = len(portfolio.channels)
+    if portfolio.n_arms == 0:
+        return np.zeros((draws, horizon, n_channels), dtype=np.int64)
+
+    per_batch = max(1, _BATCH_CELLS // (horizon * max(portfolio.n_arms, n_channels)))
+    out = np.empty((draws, horizon, n_channels), dtype=np.int64)
+    for start in range(0, draws, per_batch):
+        n = min(per_batch, draws - start)
+        rate = sample_conversions_per_dollar(portfolio.components, rng, n)
+        expected = (rate * portfolio.component_spend) @ portfolio.arm_channel
+        expected = expected.reshape(n, portfolio.n_arms, n_channels)
+        factor = rng.gamma(
+            OVERDISPERSION_SHAPE, 1.0 / OVERDISPERSION_SHAPE, size=(n, horizon, portfolio.n_arms)
+        )
+        # (n, horizon, arms) @ (n, arms, channels): each day's expected conversions by channel.
+        out[start : start + n] = rng.poisson(factor @ expected)
+    return out
+
+
+def _quantiles(batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles (3, horizon, channels [+ all]) of daily conversions and (3, horizon) of
+    cumulative conversions over all draws so far."""
+    daily = np.concatenate(batches, axis=0)
+    total = daily.sum(axis=2)
+    if daily.shape[2] > 1:
+        daily = np.concatenate([daily, total[:, :, None]], axis=2)
+    cumulative = np.cumsum(total, axis=1)
+    return (
+        np.quantile(daily, QUANTILES, axis=0),
+        np.quantile(cumulative, QUANTILES, axis=0),
+    )
+
+
+def _moved(old: np.ndarray, new: np.ndarray, threshold: float) -> np.ndarray:
+    """Which quantiles moved by more than ``threshold`` of their old value and more than one
+    conversion (the resolution of a count)."""
+    change = np.abs(new - old)
+    return change > np.maximum(threshold * np.abs(old), 1.0)
+
+
+def _table(
+    quantiles: tuple[np.ndarray, np.ndarray], portfolio: _Portfolio, horizon: int, draws: int
+) -> pd.DataFrame:
+    """The long table of bands: cumulative CAC, then daily conversions by channel."""
+    daily, cumulative = quantiles
+    days = np.arange(1, horizon + 1)
+    spend_to_date = portfolio.daily_spend * days
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # CAC's p10 comes from the p90 of conversions, and so on.
+        cac = spend_to_date / cumulative[::-1]
+
+    frames = [_band("cumulative_cac", ALL, days, cac, draws)]
+    labels = (*portfolio.channels, ALL) if len(portfolio.channels) > 1 else portfolio.channels
+    for position, channel in enumerate(labels):
+        frames.append(_band("daily_conversions", channel, days, daily[:, :, position], draws))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _band(metric: str, channel: str, days: np.ndarray, q: np.ndarray, draws: int) -> pd.DataFrame:
+    """Rows of one metric and channel: q holds p10, p50 and p90 by day."""
+    return pd.DataFrame(
+        {
+            "metric": metric,
+            "channel": channel,
+            "day": days.astype(np.int64),
+            "p10": q[0].astype(float),
+            "p50": q[1].astype(float),
+            "p90": q[2].astype(float),
+            "draws": np.int64(draws),
+        }
+    )
+
+
+def fan_chart_png(table: pd.DataFrame, title: str) -> bytes:
+    """PNG of the forecast: cumulative CAC p10-p90 band with its p50 line, and daily
+    conversions by channel (p50 lines over p10-p90 bands) in a second panel."""
+    # A bare Figure renders with the Agg canvas and touches no global pyplot state, so it is
+    # safe in a Dagster run worker with no display.
+    figure = Figure(figsize=(9, 7), layout="constrained")
+    cac_axes, conversion_axes = figure.subplots(2, 1, sharex=True)
+    figure.suptitle(title)
+
+    cac = table[table["metric"] == "cumulative_cac"].sort_values("day")
+    band = cac[["p10", "p50", "p90"]].replace([np.inf, -np.inf], np.nan)
+    cac_axes.fill_between(cac["day"], band["p10"], band["p90"], alpha=0.25, label="p10-p90")
+    cac_axes.plot(cac["day"], band["p50"], label="p50")
+    cac_axes.set_ylabel("cumulative CAC")
+    cac_axes.legend(loc="upper right")
+
+    conversions = table[table["metric"] == "daily_conversions"]
+    for channel, rows in conversions.groupby("channel", sort=False):
+        if channel == ALL and conversions["channel"].nunique() > 1:
+            continue  # the channels already show it; "all" would dwarf them
+        if not (rows["p90"] > 0).any():
+            continue
+        rows = rows.sort_values("day")
+        (line,) = conversion_axes.plot(rows["day"], rows["p50"], label=channel)
+        conversion_axes.fill_between(
+            rows["day"], rows["p10"], rows["p90"], alpha=0.15, color=line.get_color()
+        )
+    conversion_axes.set_ylabel("daily conversions")
+    conversion_axes.set_xlabel("day")
+    if conversion_axes.get_legend_handles_labels()[0]:
+        conversion_axes.legend(loc="upper right")
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()

@@ -1,0 +1,209 @@
+"""Monte Carlo CAC forecast: band order, calibration, coverage, draw doubling, chart."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aelp2_assets.forecast import (
+    FORECAST_COLUMNS,
+    OVERDISPERSION_SHAPE,
+    fan_chart_png,
+    forecast_cac,
+)
+from aelp2_assets.placements import CHANNELS
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def posterior_row(
+    arm: str,
+    placement: str,
+    clicks_per_dollar: float,
+    cvr: float,
+    strength: float,
+    share: float = 1.0,
+) -> dict:
+    """A posterior row whose Gamma means are the given rates, ``strength`` its shape (the
+    larger, the more certain)."""
+    return {
+        "arm_id": arm,
+        "placement": placement,
+        "click_shape": strength,
+        "click_rate": strength / clicks_per_dollar,
+        "conv_shape": strength,
+        "conv_rate": strength / cvr,
+        "channel_spend_share": share,
+        "is_live": True,
+    }
+
+
+def known_portfolio(certain: float = 1e9) -> pd.DataFrame:
+    """Two arms with near-certain rates (unless ``certain`` is small); arm A split 70/30 over
+    Feed and Reels."""
+    return pd.DataFrame(
+        [
+            posterior_row("A", "all", 2.0, 0.010, certain),
+            posterior_row("A", "Feed", 2.0, 0.012, certain, 0.7),
+            posterior_row("A", "Reels", 2.0, 0.005, certain, 0.3),
+            posterior_row("B", "all", 1.0, 0.020, certain),
+            posterior_row("B", "Stories", 1.0, 0.020, certain, 1.0),
+        ]
+    )
+
+
+def uncertain_portfolio() -> pd.DataFrame:
+    """Two arms with a real posterior spread (about 15% on each factor)."""
+    return pd.DataFrame(
+        [
+            posterior_row("A", "all", 1.5, 0.010, 45.0),
+            posterior_row("B", "all", 0.8, 0.030, 60.0),
+        ]
+    )
+
+
+def rows(table: pd.DataFrame, metric: str, channel: str) -> pd.DataFrame:
+    selected = table[(table["metric"] == metric) & (table["channel"] == channel)]
+    return selected.set_index("day")
+
+
+@pytest.mark.parametrize("placements", [True, False])
+def test_bands_are_ordered_and_complete(placements: bool) -> None:
+    posteriors = known_portfolio(certain=30.0)
+    if not placements:
+        posteriors = posteriors[posteriors["placement"] == "all"]
+    result = forecast_cac(
+        posteriors, {"A": 500.0, "B": 300.0}, horizon_days=20, rng=np.random.default_rng(0)
+    )
+    table = result.table
+
+    assert list(table.columns) == list(FORECAST_COLUMNS)
+    assert ((table["p10"] <= table["p50"]) & (table["p50"] <= table["p90"])).all()
+    assert set(table["day"]) == set(range(1, 21))
+    assert (table["draws"] == result.draws_used).all()
+    conversions = table[table["metric"] == "daily_conversions"]
+    expected_channels = {*CHANNELS, "all"} if placements else {"all"}
+    assert set(conversions["channel"]) == expected_channels
+    assert set(table.loc[table["metric"] == "cumulative_cac", "channel"]) == {"all"}
+
+
+def test_median_daily_conversions_match_known_rates_and_spend() -> None:
+    spend = {"A": 10_000.0, "B": 5_000.0}
+    result = forecast_cac(known_portfolio(), spend, rng=np.random.default_rng(1))
+    table = result.table
+
+    feed = 2.0 * 0.012 * 10_000 * 0.7  # 168 a day
+    reels = 2.0 * 0.005 * 10_000 * 0.3  # 30 a day
+    stories = 1.0 * 0.020 * 5_000  # 100 a day
+    # The day multiplier has mean 1 and median a little under 1 (a Gamma's skew).
+    assert rows(table, "daily_conversions", "Feed")["p50"].median() == pytest.approx(feed, rel=0.04)
+    assert rows(table, "daily_conversions", "Reels")["p50"].median() == pytest.approx(
+        reels, rel=0.07
+    )
+    assert rows(table, "daily_conversions", "Stories")["p50"].median() == pytest.approx(
+        stories, rel=0.05
+    )
+    assert (rows(table, "daily_conversions", "Marketplace")["p90"] == 0).all()
+    total = feed + reels + stories
+    assert rows(table, "daily_conversions", "all")["p50"].median() == pytest.approx(total, rel=0.04)
+    cac_day30 = rows(table, "cumulative_cac", "all").loc[30]
+    assert cac_day30["p50"] == pytest.approx(15_000 / total, rel=0.02)
+
+
+def test_without_placement_rows_the_all_rate_is_used() -> None:
+    posteriors = known_portfolio()
+    posteriors = posteriors[posteriors["placement"] == "all"]
+    table = forecast_cac(posteriors, {"A": 10_000.0}, rng=np.random.default_rng(2)).table
+    assert rows(table, "daily_conversions", "all")["p50"].median() == pytest.approx(
+        2.0 * 0.010 * 10_000, rel=0.04
+    )
+
+
+def simulate_outcomes(
+    posteriors: pd.DataFrame, spend: dict[str, float], horizon: int, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Futures drawn from the model, written out here independently of the forecast code:
+    daily total conversions (n, horizon) and cumulative CAC (n, horizon)."""
+    rng = np.random.default_rng(seed)
+    daily = np.zeros((n, horizon))
+    for _, arm in posteriors.iterrows():
+        rate = rng.gamma(arm["click_shape"], 1 / arm["click_rate"], n) * rng.gamma(
+            arm["conv_shape"], 1 / arm["conv_rate"], n
+        )
+        factor = rng.gamma(OVERDISPERSION_SHAPE, 1 / OVERDISPERSION_SHAPE, (n, horizon))
+        daily += rng.poisson(rate[:, None] * spend[arm["arm_id"]] * factor)
+    days = np.arange(1, horizon + 1)
+    with np.errstate(divide="ignore"):
+        cac = sum(spend.values()) * days / np.cumsum(daily, axis=1)
+    return daily, cac
+
+
+def test_bands_cover_about_80_percent_of_outcomes_from_the_model() -> None:
+    posteriors = uncertain_portfolio()
+    spend = {"A": 4_000.0, "B": 2_500.0}
+    table = forecast_cac(posteriors, spend, horizon_days=30, rng=np.random.default_rng(3)).table
+    daily, cac = simulate_outcomes(posteriors, spend, 30, 4000, seed=99)
+
+    for metric, outcomes in (("daily_conversions", daily), ("cumulative_cac", cac)):
+        band = rows(table, metric, "all")
+        for day in (1, 10, 30):
+            inside = (outcomes[:, day - 1] >= band.loc[day, "p10"]) & (
+                outcomes[:, day - 1] <= band.loc[day, "p90"]
+            )
+            assert inside.mean() == pytest.approx(0.80, abs=0.035), (metric, day)
+
+
+def test_a_tighter_threshold_doubles_more_often() -> None:
+    posteriors = uncertain_portfolio()
+    spend = {"A": 4_000.0, "B": 2_500.0}
+
+    def run(threshold: float, max_draws: int = 64_000) -> tuple[int, bool]:
+        result = forecast_cac(
+            posteriors,
+            spend,
+            min_draws=500,
+            convergence_threshold=threshold,
+            max_draws=max_draws,
+            rng=np.random.default_rng(4),
+        )
+        return result.draws_used, result.converged
+
+    loose_draws, loose_converged = run(0.2)
+    tight_draws, _ = run(0.004)
+    assert loose_converged and loose_draws == 1000  # the first comparison already settles
+    assert tight_draws > loose_draws
+    assert tight_draws in {500 * 2**k for k in range(8)}
+    draws, converged = run(1e-9, max_draws=3000)
+    assert (draws, converged) == (3000, False)
+
+
+def test_zero_conversions_give_infinite_cac_and_no_spend_gives_nan() -> None:
+    # Expected 0.05 conversions a day: most days, and most first days, have none.
+    posteriors = pd.DataFrame([posterior_row("A", "all", 1.0, 0.001, 1e6)])
+    table = forecast_cac(posteriors, {"A": 50.0}, rng=np.random.default_rng(5)).table
+    assert np.isinf(rows(table, "cumulative_cac", "all").loc[1, "p90"])
+
+    table = forecast_cac(posteriors, {}, horizon_days=5, rng=np.random.default_rng(5)).table
+    assert rows(table, "cumulative_cac", "all")["p50"].isna().all()
+    assert (rows(table, "daily_conversions", "all")["p90"] == 0).all()
+
+
+def test_unknown_arm_and_negative_spend_are_refused() -> None:
+    with pytest.raises(ValueError, match="without a posterior"):
+        forecast_cac(uncertain_portfolio(), {"Z": 1.0}, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="finite"):
+        forecast_cac(uncertain_portfolio(), {"A": -1.0}, rng=np.random.default_rng(0))
+
+
+def test_same_seed_same_forecast() -> None:
+    spend = {"A": 1_000.0, "B": 1_000.0}
+    first = forecast_cac(uncertain_portfolio(), spend, rng=np.random.default_rng(6))
+    second = forecast_cac(uncertain_portfolio(), spend, rng=np.random.default_rng(6))
+    pd.testing.assert_frame_equal(first.table, second.table)
+
+
+def test_fan_chart_is_a_png() -> None:
+    table = forecast_cac(
+        known_portfolio(), {"A": 1_000.0, "B": 1_000.0}, rng=np.random.default_rng(7)
+    ).table
+    image = fan_chart_png(table, "30-day CAC")
+    assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000
