@@ -1,0 +1,545 @@
+"""Validation of Meta insights: typed rows, rejects with reasons, and domain checks.
+
+``validate_insights`` turns raw_meta_metrics rows (every value text, as Meta sent it) into the
+validated_meta_metrics table and its rejects. Every raw row ends in exactly one place: the valid
+table, dropped as an identical copy of a row kept there (pagination overlap), or the rejects,
+with one reject row per problem found. pandera finds the problems in two passes: a parse pass
+that coerces text to numbers and reports what does not coerce or is missing, then a rules pass
+(signs, whole counts, ISO dates, daily rows, clicks within impressions) on the parsed values.
+
+``ValidatedMetrics`` and the domain checks (``duplicate_keys``, ``negative_spend``,
+``clicks_above_impressions``, ``unreconciled_totals``) are the blocking checks on the result.
+No Dagster import: the assets and checks wrap these functions.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+from pandera.typing import Series
+
+from aelp2_assets import placements, tables
+
+# Fields a row cannot be used without; the names, account and currency may be absent.
+REQUIRED_FIELDS = (
+    "date_start",
+    "date_stop",
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    *tables.PLACEMENT_KEY,
+    "spend",
+    "impressions",
+    "clicks",
+)
+TEXT_FIELDS = tuple(
+    name
+    for name in tables.INSIGHT_FIELDS
+    if name not in ("spend", "impressions", "clicks", "actions", "action_values")
+)
+# The parse pass sees the canonical action's value as text in these columns; a problem there
+# is reported against the raw field it came from.
+_DERIVED_FIELD = {"conversions": "actions", "conversion_value": "action_values"}
+# Validated columns copied from the raw text unchanged.
+_PASSED_THROUGH = (
+    "account_id",
+    "account_currency",
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    "ad_name",
+    *tables.PLACEMENT_KEY,
+)
+_NUMBER_COLUMNS = ("spend", "impressions", "clicks", "conversions", "conversion_value")
+_COUNT_COLUMNS = ("impressions", "clicks", "conversions")
+_FIELD_ORDER = {name: i for i, name in enumerate((*tables.INSIGHT_FIELDS, "key"))}
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+RECONCILE_RELATIVE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The validated rows, the rejects, and how many identical duplicate rows were dropped."""
+
+    valid: pd.DataFrame  # columns tables.VALIDATED_COLUMNS, typed as ValidatedMetrics
+    rejects: pd.DataFrame  # columns tables.REJECT_COLUMNS, one row per problem
+    duplicates_dropped: int = 0
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One problem with one raw row, located by the row's position in the raw frame."""
+
+    position: int
+    field: str
+    value: str | None
+    reason: str
+
+
+# --- pandera schemas -------------------------------------------------------------------------
+
+
+def _is_iso_date(value: str) -> bool:
+    """Whether ``value`` is a calendar date written YYYY-MM-DD."""
+    if not _ISO_DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole(values: pd.Series) -> pd.Series:
+    """True where a number has no fractional part (infinities are left to the finite check)."""
+    return (values % 1 == 0) | ~np.isfinite(values)
+
+
+def _clicks_within_impressions(frame: pd.DataFrame) -> pd.Series:
+    """True unless both counts are known and clicks exceed impressions."""
+    return ~(frame["clicks"] > frame["impressions"])
+
+
+def _daily_row(frame: pd.DataFrame) -> pd.Series:
+    """True unless both dates are ISO dates and differ (a multi-day row, not a daily one)."""
+    both_iso = frame["date_start"].map(_iso_or_false) & frame["date_stop"].map(_iso_or_false)
+    return ~both_iso | (frame["date_start"] == frame["date_stop"])
+
+
+def _iso_or_false(value: object) -> bool:
+    """``_is_iso_date`` for a cell that may be missing."""
+    return isinstance(value, str) and _is_iso_date(value)
+
+
+def _parse_schema(nullable_everywhere: bool) -> pa.DataFrameSchema:
+    """Text to types: what does not coerce to a number, or is missing, fails here."""
+    columns = {
+        name: pa.Column(
+            str, nullable=nullable_everywhere or name not in REQUIRED_FIELDS, coerce=True
+        )
+        for name in TEXT_FIELDS
+    }
+    for name in _NUMBER_COLUMNS:
+        columns[name] = pa.Column("float64", nullable=nullable_everywhere, coerce=True)
+    return pa.DataFrameSchema(columns, name="raw_meta_metrics_parse")
+
+
+_PARSE = _parse_schema(nullable_everywhere=False)
+# Run after the cells that failed to parse were blanked, so it always succeeds.
+_PARSE_LENIENT = _parse_schema(nullable_everywhere=True)
+
+_ISO_DATE_CHECK = pa.Check(_is_iso_date, element_wise=True, name="iso_date")
+_NUMBER_CHECKS = [pa.Check.ge(0), pa.Check(np.isfinite, name="finite")]
+_COUNT_CHECKS = [pa.Check(_whole, name="whole")]
+_RULES = pa.DataFrameSchema(
+    {
+        "date_start": pa.Column(str, _ISO_DATE_CHECK, nullable=True),
+        "date_stop": pa.Column(str, _ISO_DATE_CHECK, nullable=True),
+        **{
+            name: pa.Column(
+                "float64",
+                _NUMBER_CHECKS + (_COUNT_CHECKS if name in _COUNT_COLUMNS else []),
+                nullable=True,
+            )
+            for name in _NUMBER_COLUMNS
+        },
+    },
+    checks=[
+        pa.Check(_clicks_within_impressions, name="clicks_within_impressions"),
+        pa.Check(_daily_row, name="daily_row"),
+    ],
+    name="raw_meta_metrics_rules",
+)
+
+
+class ValidatedMetrics(pa.DataFrameModel):
+    """validated_meta_metrics: one typed row per account-local day x ad x placement."""
+
+    date: Series[pd.Timestamp]  # datetime64[ns] at midnight, no time zone
+    account_id: Series[str] = pa.Field(nullable=True)
+    account_currency: Series[str] = pa.Field(nullable=True)
+    campaign_id: Series[str]
+    adset_id: Series[str]
+    ad_id: Series[str]
+    ad_name: Series[str] = pa.Field(nullable=True)
+    publisher_platform: Series[str]
+    platform_position: Series[str]
+    impression_device: Series[str]
+    channel: Series[str] = pa.Field(isin=list(placements.CHANNELS))
+    spend: Series[np.float64] = pa.Field(ge=0)
+    impressions: Series[np.int64] = pa.Field(ge=0)
+    clicks: Series[np.int64] = pa.Field(ge=0)
+    conversions: Series[np.int64] = pa.Field(ge=0)
+    conversion_value: Series[np.float64] = pa.Field(ge=0)
+
+    class Config:
+        """Exactly the contract's columns, in its order, one row per key."""
+
+        name = "validated_meta_metrics"
+        strict = True
+        ordered = True
+        unique = list(tables.VALIDATED_KEY)
+
+    @pa.check("date", name="midnight")
+    def _midnight(cls, dates: Series[pd.Timestamp]) -> Series[bool]:
+        """The partition column is a day, so any time of day means a conversion went wrong."""
+        return dates == dates.dt.normalize()
+
+    @pa.check("spend", "conversion_value", name="finite")
+    def _finite(cls, values: Series[np.float64]) -> Series[bool]:
+        """Money is a finite amount."""
+        return pd.Series(np.isfinite(values), index=values.index)
+
+    @pa.dataframe_check(name="clicks_within_impressions")
+    def _clicks_within_impressions(cls, frame: pd.DataFrame) -> Series[bool]:
+        """A click needs an impression."""
+        return frame["clicks"] <= frame["impressions"]
+
+    @pa.dataframe_check(name="channel_of_position")
+    def _channel_of_position(cls, frame: pd.DataFrame) -> Series[bool]:
+        """The channel is the one placements.channel_of gives the platform position."""
+        return frame["channel"] == frame["platform_position"].map(placements.channel_of)
+
+
+# --- validate_insights -----------------------------------------------------------------------
+
+
+def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> ValidationResult:
+    """Type, de-duplicate and check raw insights rows; conversions count one action type only.
+
+    ``raw`` has columns ``tables.RAW_COLUMNS`` with text insight values. Rows identical on every
+    insight field are kept once, silently; rows that share ``tables.RAW_KEY`` with different
+    values are all rejected, since there is no telling which is right. Any other problem (a
+    number that is not one, a missing required field, a negative amount, clicks above
+    impressions, a multi-day or non-ISO date, actions that do not parse) rejects the row with one
+    reject per problem.
+    """
+    missing = [name for name in tables.RAW_COLUMNS if name not in raw.columns]
+    if missing:
+        raise ValueError(f"raw insights lack the columns {missing}")
+    frame = raw.reset_index(drop=True)
+    text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
+
+    duplicate = text.duplicated(keep="first")
+    text = text.loc[~duplicate]
+
+    problems = _key_conflicts(text, frame["row_number"])
+    work, action_problems = _with_conversion_text(text, conversion_action_type)
+    problems += action_problems
+    parsed, parse_problems = _parse(work, conversion_action_type)
+    problems += parse_problems
+    problems += _rule_problems(parsed, work, conversion_action_type)
+
+    rejected = {problem.position for problem in problems}
+    return ValidationResult(
+        valid=_to_validated(parsed.loc[~parsed.index.isin(rejected)]),
+        rejects=_to_rejects(problems, text, frame["row_number"]),
+        duplicates_dropped=int(duplicate.sum()),
+    )
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as text or None, so NaN, None and blanks compare equal as 'missing'."""
+
+    def cell(value: object) -> str | None:
+        if isinstance(value, str):
+            return value if value.strip() else None
+        return None if value is None or pd.isna(value) else str(value)
+
+    return frame.astype(object).map(cell)
+
+
+def _key_conflicts(text: pd.DataFrame, row_numbers: pd.Series) -> list[_Problem]:
+    """Rows (already free of identical copies) that share a key: every one of them, rejected."""
+    key = list(tables.RAW_KEY)
+    keyed = text.dropna(subset=key)
+    clashing = keyed.loc[keyed.duplicated(subset=key, keep=False)]
+    problems = []
+    for key_values, group in clashing.groupby(key, sort=False):
+        differing = [name for name in tables.INSIGHT_FIELDS if group[name].fillna("").nunique() > 1]
+        rows = ", ".join(str(row_numbers[position]) for position in group.index)
+        reason = (
+            f"{len(group)} rows (rows {rows}) share the key ({', '.join(key)}) with conflicting "
+            f"values of {', '.join(differing)}; none can be trusted over the others"
+        )
+        value = " / ".join(key_values)
+        problems += [_Problem(position, "key", value, reason) for position in group.index]
+    return problems
+
+
+def _with_conversion_text(
+    text: pd.DataFrame, action_type: str
+) -> tuple[pd.DataFrame, list[_Problem]]:
+    """The rows with the canonical action's value (text) in ``conversions``/``conversion_value``.
+
+    The value of the one action whose type is ``action_type``: Meta lists a purchase under
+    several aliases with equal values, so summing them would over-count.
+    """
+    work = text.drop(columns=["actions", "action_values"])
+    problems = []
+    for field, column in (("actions", "conversions"), ("action_values", "conversion_value")):
+        values = []
+        for position, cell in text[field].items():
+            value, reason = _action_value(cell, action_type, field)
+            if reason is not None:
+                problems.append(_Problem(position, field, cell, reason))
+            values.append(value)
+        work[column] = pd.Series(values, index=text.index, dtype=object)
+    return work, problems
+
+
+def _action_value(cell: str | None, action_type: str, field: str) -> tuple[str, str | None]:
+    """The text value of ``action_type`` in one actions JSON cell, or the reason it has none.
+
+    With a reason the value is a placeholder "0": the row is rejected already, and a value that
+    parses keeps the parse pass from reporting the same problem a second time.
+    """
+    if cell is None:
+        return "0", None
+    try:
+        actions = json.loads(cell)
+    except json.JSONDecodeError as error:
+        return "0", f"{field} is not valid JSON ({error.msg})"
+    if not isinstance(actions, list) or not all(isinstance(item, dict) for item in actions):
+        return "0", f"{field} is not a list of {{action_type, value}} objects"
+
+    matches = [item for item in actions if item.get("action_type") == action_type]
+    if not matches:
+        return "0", None
+    if any(item.get("value") is None for item in matches):
+        return "0", f"{field} lists {action_type} without a value"
+    values = {str(item["value"]) for item in matches}
+    if len(values) > 1:
+        return "0", f"{field} lists {action_type} with different values {sorted(values)}"
+    return values.pop(), None
+
+
+def _parse(work: pd.DataFrame, action_type: str) -> tuple[pd.DataFrame, list[_Problem]]:
+    """The typed rows, with the cells that do not parse blanked, and a problem for each."""
+    try:
+        return _PARSE.validate(work, lazy=True), []
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+
+    problems = []
+    seen: set[tuple[int, str]] = set()
+    blanked = work.copy()
+    for case in _row_cases(cases).itertuples():
+        check = _check_name(case.check)
+        column, position = case.column, int(case.index)
+        if check == "dtype" or (position, column) in seen:
+            continue  # pandera repeats a failed coercion as a dtype case: one problem a cell
+        seen.add((position, column))
+        value = work.at[position, column]
+        if check == "coerce_dtype" or (check == "not_nullable" and value is not None):
+            reason = f"{_subject(column, action_type)} {value!r} is not a number"
+        elif check == "not_nullable":
+            reason = f"{_subject(column, action_type)} is missing"
+        else:
+            raise RuntimeError(f"unexpected parse failure {case.check!r} on {column}")
+        problems.append(_Problem(position, _DERIVED_FIELD.get(column, column), value, reason))
+        blanked.at[position, column] = None
+    return _PARSE_LENIENT.validate(blanked), problems
+
+
+def _rule_problems(parsed: pd.DataFrame, work: pd.DataFrame, action_type: str) -> list[_Problem]:
+    """Problems with parsed values: signs, whole counts, dates, daily rows, clicks."""
+    try:
+        _RULES.validate(parsed, lazy=True)
+    except SchemaErrors as errors:
+        cases = _row_cases(errors.failure_cases)
+    else:
+        return []
+
+    problems = []
+    frame_cases = cases.loc[cases["schema_context"] == "DataFrameSchema"]
+    for (check, position), _ in frame_cases.groupby(["check", "index"], sort=False):
+        problems.append(_FRAME_RULES[_check_name(check)](int(position), work))
+    for case in cases.loc[cases["schema_context"] != "DataFrameSchema"].itertuples():
+        column, position = case.column, int(case.index)
+        value = work.at[position, column]
+        subject = _subject(column, action_type)
+        reason = _COLUMN_REASONS[_check_name(case.check)].format(subject=subject, value=value)
+        problems.append(_Problem(position, _DERIVED_FIELD.get(column, column), value, reason))
+    return problems
+
+
+_COLUMN_REASONS = {
+    "greater_than_or_equal_to": "{subject} {value} is negative",
+    "finite": "{subject} {value!r} is not a finite number",
+    "whole": "{subject} {value} is not a whole number",
+    "iso_date": "{subject} {value!r} is not an ISO date (YYYY-MM-DD)",
+}
+
+
+def _clicks_problem(position: int, work: pd.DataFrame) -> _Problem:
+    """The reject for a row whose clicks exceed its impressions."""
+    clicks, impressions = work.at[position, "clicks"], work.at[position, "impressions"]
+    return _Problem(position, "clicks", clicks, f"clicks {clicks} exceed impressions {impressions}")
+
+
+def _daily_problem(position: int, work: pd.DataFrame) -> _Problem:
+    """The reject for a row that covers more than one day."""
+    start, stop = work.at[position, "date_start"], work.at[position, "date_stop"]
+    reason = f"date_stop {stop} differs from date_start {start}: not a daily row"
+    return _Problem(position, "date_stop", stop, reason)
+
+
+_FRAME_RULES: dict[str, Callable[[int, pd.DataFrame], _Problem]] = {
+    "clicks_within_impressions": _clicks_problem,
+    "daily_row": _daily_problem,
+}
+
+
+def _row_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """The failure cases located on a row; a case without one is a schema bug, not bad data."""
+    unlocated = cases.loc[cases["index"].isna()]
+    if not unlocated.empty:
+        raise RuntimeError(f"validation could not run a check:\n{unlocated.to_string()}")
+    return cases
+
+
+def _check_name(check: str) -> str:
+    """A pandera failure case's check without its arguments ("coerce_dtype('float64')")."""
+    return check.split("(", 1)[0]
+
+
+def _subject(column: str, action_type: str) -> str:
+    """How a reason names a column; the conversion columns name the action they came from."""
+    if column in _DERIVED_FIELD:
+        return f"{_DERIVED_FIELD[column]} {action_type} value"
+    return column
+
+
+def _to_validated(parsed: pd.DataFrame) -> pd.DataFrame:
+    """The contract's columns and types from parsed rows that passed every check."""
+    valid = pd.DataFrame(
+        {
+            "date": pd.to_datetime(parsed["date_start"], format="%Y-%m-%d"),
+            **{name: parsed[name].astype(object) for name in _PASSED_THROUGH},
+            "channel": parsed["platform_position"].map(placements.channel_of).astype(object),
+            "spend": parsed["spend"].astype("float64"),
+            **{name: parsed[name].astype("int64") for name in _COUNT_COLUMNS},
+            "conversion_value": parsed["conversion_value"].astype("float64"),
+        },
+        columns=list(tables.VALIDATED_COLUMNS),
+    )
+    return valid.reset_index(drop=True)
+
+
+def _to_rejects(
+    problems: list[_Problem], text: pd.DataFrame, row_numbers: pd.Series
+) -> pd.DataFrame:
+    """The reject table, in raw row order and field order within a row."""
+    ordered = sorted(problems, key=lambda p: (p.position, _FIELD_ORDER.get(p.field, 0)))
+    rejects = pd.DataFrame(
+        {
+            "date": pd.Series([text.at[p.position, "date_start"] for p in ordered], dtype=object),
+            "row_number": pd.Series([row_numbers[p.position] for p in ordered], dtype="int64"),
+            "ad_id": pd.Series([text.at[p.position, "ad_id"] for p in ordered], dtype=object),
+            "field": pd.Series([p.field for p in ordered], dtype=object),
+            "value": pd.Series([p.value for p in ordered], dtype=object),
+            "reason": pd.Series([p.reason for p in ordered], dtype=object),
+        },
+        columns=list(tables.REJECT_COLUMNS),
+    )
+    return rejects
+
+
+# --- domain checks: each returns the failing rows, empty when the check passes ---------------
+
+
+def duplicate_keys(valid: pd.DataFrame) -> pd.DataFrame:
+    """Validated rows whose (date, ad, placement) key occurs more than once."""
+    return valid.loc[valid.duplicated(subset=list(tables.VALIDATED_KEY), keep=False)]
+
+
+def negative_spend(valid: pd.DataFrame) -> pd.DataFrame:
+    """Validated rows with a negative spend."""
+    return valid.loc[valid["spend"] < 0]
+
+
+def clicks_above_impressions(valid: pd.DataFrame) -> pd.DataFrame:
+    """Validated rows with more clicks than impressions."""
+    return valid.loc[valid["clicks"] > valid["impressions"]]
+
+
+def unreconciled_totals(
+    valid: pd.DataFrame, raw: pd.DataFrame, rejects: pd.DataFrame
+) -> pd.DataFrame:
+    """Dates whose valid totals differ from those of the raw rows that were accepted.
+
+    The raw side is recomputed from the raw text: identical copies dropped, rejected rows
+    (matched on date text and row number) removed, numbers parsed with ``pd.to_numeric``. A
+    total differs when it is off by more than ``RECONCILE_RELATIVE_TOLERANCE`` of the larger.
+    Returns one row per date and metric that differs: date, metric, valid_total, raw_total.
+    """
+    metrics = ["spend", "impressions", "clicks"]
+    frame = raw.reset_index(drop=True)
+    text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
+    rejected = set(zip(rejects["date"], rejects["row_number"].astype("int64"), strict=True))
+    row_keys = zip(text["date_start"], frame["row_number"].astype("int64"), strict=True)
+    accepted = (
+        ~text.duplicated(keep="first")
+        & text["date_start"].notna()
+        & ~pd.Series([key in rejected for key in row_keys], index=text.index, dtype=bool)
+    )
+
+    kept = text.loc[accepted]
+    raw_numbers = pd.DataFrame(
+        {name: pd.to_numeric(kept[name], errors="coerce") for name in metrics},
+        index=kept.index,
+    )
+    raw_numbers["date"] = pd.to_datetime(kept["date_start"], format="%Y-%m-%d", errors="coerce")
+    # A number that does not parse leaves its day's total NaN, so it cannot reconcile.
+    raw_totals = raw_numbers.groupby("date", dropna=False)[metrics].agg(
+        lambda values: values.sum(skipna=False)
+    )
+    valid_totals = valid.groupby("date")[metrics].sum()
+
+    dates = raw_totals.index.union(valid_totals.index)
+    raw_totals = raw_totals.reindex(dates, fill_value=0).astype("float64")
+    valid_totals = valid_totals.reindex(dates, fill_value=0).astype("float64")
+    rows = []
+    for metric in metrics:
+        mine, theirs = valid_totals[metric], raw_totals[metric]
+        allowed = RECONCILE_RELATIVE_TOLERANCE * np.maximum(mine.abs(), theirs.abs())
+        differs = ~((mine - theirs).abs() <= allowed)
+        rows += [
+            {"date": day, "metric": metric, "valid_total": mine[day], "raw_total": theirs[day]}
+            for day in dates[differs.to_numpy()]
+        ]
+    return pd.DataFrame(rows, columns=["date", "metric", "valid_total", "raw_total"])
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def reject_summary(rejects: pd.DataFrame, limit: int = 20) -> str:
+    """The first ``limit`` rejects as a markdown table, for check metadata and error messages."""
+    if rejects.empty:
+        return "No rejected rows."
+    lines = [
+        "| row | date | ad_id | field | value | reason |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for reject in rejects.head(limit).itertuples(index=False):
+        cells = [reject.row_number, reject.date, reject.ad_id, reject.field, reject.value]
+        lines.append("| " + " | ".join([*map(_cell, cells), _cell(reject.reason, 200)]) + " |")
+    if len(rejects) > limit:
+        lines.append(f"\n{len(rejects) - limit} more of {len(rejects)} rejects not shown.")
+    return "\n".join(lines)
+
+
+def _cell(value: object, width: int = 60) -> str:
+    """A value as one markdown table cell: empty when missing, pipes escaped, long text cut."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= width else text[: width - 3] + "..."
