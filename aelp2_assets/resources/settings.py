@@ -94,7 +94,9 @@ class Aelp2Settings(dg.ConfigurableResource):
     enable_auctiongym: bool = Field(
         False, description="ENABLE_AUCTIONGYM: research flag (no effect yet)."
     )
-    enable_deep_rl: bool = Field(False, description="ENABLE_DEEP_RL: research flag (no effect yet).")
+    enable_deep_rl: bool = Field(
+        False, description="ENABLE_DEEP_RL: research flag (no effect yet)."
+    )
     research_mode: bool = Field(False, description="RESEARCH_MODE: research flag (no effect yet).")
     account_timezone: str = Field(
         "America/Los_Angeles", description="AELP2_ACCOUNT_TIMEZONE: the ad account's time zone."
@@ -226,6 +228,10 @@ class Aelp2Settings(dg.ConfigurableResource):
     def daily_budget_cap_minor(self) -> int:
         """The daily cap in integer minor units of the account currency."""
         return round(self.daily_budget_cap * minor_unit_offset(self.account_currency))
+
+    def account_today(self) -> dt.date:
+        """Today in the ad account's time zone (never a UTC date)."""
+        return dt.datetime.now(ZoneInfo(self.account_timezone)).date()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Aelp2Settings":

@@ -1,0 +1,1 @@
+"""What starts runs: the refresh schedule (alert sensors will live here too)."""

@@ -1,0 +1,113 @@
+"""Ingest: Meta insights and the account's objects, as the source returned them."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pandas as pd
+
+from aelp2_assets.assets.metadata import markdown_preview
+from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.resources.sources import InsightsSource
+from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.tables import INSIGHT_FIELDS, RAW_KEY
+
+
+def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """First and last account-local day of the partitions this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def raw_frame(rows: list[dict], pulled_at: dt.datetime) -> pd.DataFrame:
+    """Insights rows as the raw table stores them: every field as text, lists as JSON text."""
+
+    def as_text(value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, list | dict):
+            return json.dumps(value)
+        return str(value)
+
+    frame = pd.DataFrame(
+        [{field: as_text(row.get(field)) for field in INSIGHT_FIELDS} for row in rows],
+        columns=list(INSIGHT_FIELDS),
+    ).astype("string")
+    frame["row_number"] = pd.Series(range(1, len(frame) + 1), dtype="int64")
+    frame["pulled_at"] = pd.Timestamp(pulled_at).tz_convert("UTC").tz_localize(None)
+    return frame
+
+
+def build_ingest_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The ingest assets over the account's daily partitions."""
+
+    @dg.asset(
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="ingest",
+        kinds={"python", "duckdb"},
+        owners=["team:ads-ops"],
+    )
+    def raw_meta_metrics(
+        context: dg.AssetExecutionContext,
+        insights_source: InsightsSource,
+        warehouse: DuckDBWarehouse,
+    ) -> dg.MaterializeResult:
+        """One row per account-local day x ad x placement, as the source returned it.
+
+        Numbers stay text and ``actions`` may be missing. A re-pull merges: it replaces the
+        stored rows it returns again (by day, ad and placement) and keeps those it no longer
+        returns, so re-running a partition never duplicates a row and absence is not zero.
+        """
+        start, end = partition_days(context)
+        rows = insights_source.fetch_insights(start, end)
+        frame = raw_frame(rows, dt.datetime.now(dt.UTC))
+        outside = frame[
+            frame["date_start"].notna()
+            & ~frame["date_start"].between(start.isoformat(), end.isoformat())
+        ]
+        if not outside.empty:
+            first = outside.iloc[0]
+            raise ValueError(
+                f"the source returned row {first['row_number']} dated {first['date_start']},"
+                f" outside the requested days {start}..{end}; nothing was written"
+            )
+        warehouse.merge("raw_meta_metrics", frame, RAW_KEY)
+        context.log.info(f"merged {len(frame)} insights rows for {start}..{end}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "days": f"{start}..{end}",
+                "spend_text_total": float(pd.to_numeric(frame["spend"], errors="coerce").sum()),
+                "preview": markdown_preview(frame),
+            }
+        )
+
+    return [raw_meta_metrics]
+
+
+@dg.asset(group_name="ingest", kinds={"python", "duckdb"}, owners=["team:ads-ops"])
+def meta_ad_entities(
+    context: dg.AssetExecutionContext, insights_source: InsightsSource, settings: Aelp2Settings
+) -> pd.DataFrame:
+    """One row per campaign, ad set and ad of the account, as of the decision date: status,
+    daily and lifetime budgets (integer minor units), creative, and the account's currency,
+    time zone and minimum daily budget on every row."""
+    as_of = insights_source.decision_date(settings.account_today())
+    entities = insights_source.fetch_entities(as_of)
+    wrong_currency = entities[entities["account_currency"] != settings.account_currency]
+    if not wrong_currency.empty:
+        raise ValueError(
+            f"the account reports currency {wrong_currency['account_currency'].iloc[0]!r} but"
+            f" AELP2_ACCOUNT_CURRENCY is {settings.account_currency!r}; budgets would be wrong"
+        )
+    context.log.info(f"{len(entities)} objects as of {as_of}")
+    context.add_output_metadata(
+        {
+            "dagster/row_count": len(entities),
+            "as_of": str(as_of),
+            "ad_sets": int((entities["level"] == "adset").sum()),
+            "preview": markdown_preview(entities),
+        }
+    )
+    return entities

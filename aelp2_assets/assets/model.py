@@ -1,0 +1,159 @@
+"""Model: posteriors per creative (and placement) and the Monte Carlo CAC forecast."""
+
+import datetime as dt
+import hashlib
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from aelp2_assets.assets.metadata import markdown_preview, png_markdown
+from aelp2_assets.forecast import fan_chart_png, forecast_cac
+from aelp2_assets.money import to_major_units
+from aelp2_assets.posteriors import fit_posteriors
+from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.resources.sources import InsightsSource
+from aelp2_assets.resources.warehouse import DuckDBWarehouse
+
+# Settings that say where data lives, not how the model decides: they do not change the seed.
+_WHERE_NOT_HOW = {"env", "source", "warehouse", "duckdb_path", "source_file", "dataset"}
+
+
+def decision_seed(decision_date: dt.date, settings: Aelp2Settings, stage: str) -> int:
+    """A seed from the decision date and the run's configuration: same inputs, same draws."""
+    model_settings = settings.model_dump(mode="json", exclude=_WHERE_NOT_HOW)
+    configuration = json.dumps([stage, decision_date.isoformat(), model_settings], sort_keys=True)
+    return int.from_bytes(hashlib.sha256(configuration.encode()).digest()[:8], "big")
+
+
+def decision_date_of(frame: pd.DataFrame) -> dt.date:
+    """The one decision date a model table was computed for."""
+    return pd.Timestamp(frame["decision_date"].iloc[0]).date()
+
+
+@dg.asset(
+    deps=["validated_meta_metrics"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "history_is_fresh",
+            asset="creative_posteriors",
+            blocking=True,
+            description="Validated data reaches the day before the decision date or later.",
+        )
+    ],
+    group_name="model",
+    kinds={"python", "numpy"},
+    owners=["team:data-eng"],
+)
+def creative_posteriors(
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    insights_source: InsightsSource,
+    warehouse: DuckDBWarehouse,
+):
+    """One row per arm (ad set; ``placement`` 'all') and, when META_PLACEMENT_TRACKING is on,
+    per arm and channel: the posterior over conversions per dollar, expected CAC with its 80%
+    credible interval, P(best), data volume and age, for the decision date."""
+    decision = insights_source.decision_date(settings.account_today())
+    history = warehouse.read(
+        "validated_meta_metrics",
+        "date",
+        decision - dt.timedelta(days=settings.history_days),
+        decision,
+    )
+    seed = decision_seed(decision, settings, "posteriors")
+    context.log.info(f"decision date {decision}; {len(history)} validated rows; seed {seed}")
+    posteriors = fit_posteriors(
+        history,
+        decision,
+        alpha_init=settings.thompson_alpha_init,
+        beta_init=settings.thompson_beta_init,
+        placement_tracking=settings.placement_tracking,
+        live_window_days=settings.live_window_days,
+        rng=np.random.default_rng(seed),
+    ).assign(decision_date=pd.Timestamp(decision))
+
+    arms = posteriors[posteriors["placement"] == "all"]
+    yield dg.Output(
+        posteriors,
+        metadata={
+            "dagster/row_count": len(posteriors),
+            "decision_date": str(decision),
+            "seed": str(seed),
+            "live_arms": int(arms["is_live"].sum()),
+            "best_expected_cac": float(arms.loc[arms["is_live"], "expected_cac"].min()),
+            "max_p_best": float(arms["p_best"].max()),
+            "preview": markdown_preview(arms.sort_values("p_best", ascending=False), 12),
+        },
+    )
+    latest = pd.Timestamp(history["date"].max()).date() if len(history) else None
+    yield dg.AssetCheckResult(
+        check_name="history_is_fresh",
+        passed=latest is not None and latest >= decision - dt.timedelta(days=1),
+        description=f"latest validated day {latest}, decision date {decision}",
+        metadata={"latest_day": str(latest), "decision_date": str(decision)},
+    )
+
+
+def planned_daily_spend(
+    arms: pd.DataFrame, entities: pd.DataFrame, settings: Aelp2Settings
+) -> dict[str, float]:
+    """Each live arm's daily spend now: its current budget, else an equal share of the cap."""
+    live = arms.loc[arms["is_live"], "arm_id"].tolist()
+    budgets = entities[entities["level"] == "adset"].set_index("object_id")["daily_budget"].dropna()
+    equal_share = settings.daily_budget_cap / max(len(live), 1)
+    return {
+        arm: to_major_units(int(budgets[arm]), settings.account_currency)
+        if arm in budgets.index
+        else equal_share
+        for arm in live
+    }
+
+
+@dg.asset(group_name="model", kinds={"python", "numpy"}, owners=["team:data-eng"])
+def cac_forecasts(
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    creative_posteriors: pd.DataFrame,
+    meta_ad_entities: pd.DataFrame,
+) -> pd.DataFrame:
+    """Monte Carlo forecast at the current budgets: the 30-day cumulative CAC path and daily
+    conversions by channel (Feed, Stories, Reels, Marketplace, other), each p10/p50/p90,
+    with at least MONTE_CARLO_DRAWS draws, doubled until the bands move less than
+    CONVERGENCE_THRESHOLD."""
+    decision = decision_date_of(creative_posteriors)
+    arms = creative_posteriors[creative_posteriors["placement"] == "all"]
+    spend = planned_daily_spend(arms, meta_ad_entities, settings)
+    seed = decision_seed(decision, settings, "forecast")
+    result = forecast_cac(
+        creative_posteriors[creative_posteriors["arm_id"].isin(list(spend))],
+        spend,
+        min_draws=settings.monte_carlo_draws,
+        convergence_threshold=settings.convergence_threshold,
+        rng=np.random.default_rng(seed),
+    )
+    table = result.table.assign(decision_date=pd.Timestamp(decision))
+    context.log.info(
+        f"forecast for {decision}: {result.draws_used} draws, converged {result.converged},"
+        f" seed {seed}"
+    )
+
+    cac = table[(table["metric"] == "cumulative_cac") & (table["channel"] == "all")]
+    day30 = cac[cac["day"] == cac["day"].max()].iloc[0]
+    context.add_output_metadata(
+        {
+            "dagster/row_count": len(table),
+            "draws": result.draws_used,
+            "converged": result.converged,
+            "seed": str(seed),
+            "cac_day30_p10": float(day30["p10"]),
+            "cac_day30_p50": float(day30["p50"]),
+            "cac_day30_p90": float(day30["p90"]),
+            "fan_chart": png_markdown(
+                fan_chart_png(table, f"30-day CAC from {decision}"), "forecast fan chart"
+            ),
+            "preview": markdown_preview(cac, 30),
+        }
+    )
+    return table

@@ -1,0 +1,125 @@
+"""Validate: typed, de-duplicated insights, with blocking checks on everything money uses."""
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+from aelp2_assets.assets.ingest import partition_days
+from aelp2_assets.assets.metadata import markdown_preview
+from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.validation import (
+    ValidatedMetrics,
+    clicks_above_impressions,
+    duplicate_keys,
+    negative_spend,
+    reject_summary,
+    unreconciled_totals,
+    validate_insights,
+)
+
+REJECTS_TABLE = "validated_meta_metrics_rejects"
+
+_CHECKS = {
+    "no_rejected_rows": "Every raw row passed validation (or the rejects are within tolerance).",
+    "matches_schema": "The table matches the pandera schema ValidatedMetrics.",
+    "unique_keys": "One row per day, ad and placement.",
+    "spend_not_negative": "No negative spend.",
+    "clicks_within_impressions": "Clicks never exceed impressions.",
+    "totals_reconcile": "Spend, impressions and clicks add up to the accepted raw rows.",
+}
+
+
+def _rows_check(name: str, failing: pd.DataFrame) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=failing.empty,
+        metadata={"failing_rows": len(failing), "failures": markdown_preview(failing, 20)},
+    )
+
+
+def _schema_check(valid: pd.DataFrame) -> dg.AssetCheckResult:
+    try:
+        ValidatedMetrics.validate(valid, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        return _rows_check("matches_schema", errors.failure_cases)
+    return _rows_check("matches_schema", pd.DataFrame())
+
+
+def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The validation asset over the account's daily partitions, with its blocking checks."""
+
+    @dg.asset(
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["raw_meta_metrics"],
+        metadata={"partition_expr": "date"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="validated_meta_metrics", blocking=True, description=text)
+            for name, text in _CHECKS.items()
+        ],
+        group_name="validate",
+        kinds={"pandas", "pandera", "duckdb"},
+        owners=["team:ads-ops"],
+    )
+    def validated_meta_metrics(
+        context: dg.AssetExecutionContext, settings: Aelp2Settings, warehouse: DuckDBWarehouse
+    ):
+        """One typed row per account-local day x ad x placement, from ``raw_meta_metrics``.
+
+        Numbers coerced, identical duplicates collapsed, and one canonical conversion count per
+        row: the configured action type only, never the sum of its aliases. Rows that fail are
+        kept aside in ``validated_meta_metrics_rejects`` with their reasons and fail the
+        blocking check ``no_rejected_rows``, which names the row, field and value.
+        """
+        start, end = partition_days(context)
+        raw = warehouse.read("raw_meta_metrics", "date_start", start.isoformat(), end.isoformat())
+        result = validate_insights(raw, settings.conversion_action_type)
+        days = [day.date() for day in pd.date_range(start, end)]
+        rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]).dt.date)
+        warehouse.replace(REJECTS_TABLE, rejects, "date", days)
+
+        rejected = result.rejects["row_number"].nunique()
+        context.log.info(
+            f"{start}..{end}: {len(raw)} raw rows -> {len(result.valid)} valid,"
+            f" {rejected} rejected into {REJECTS_TABLE}"
+        )
+        yield dg.Output(
+            result.valid,
+            metadata={
+                "dagster/row_count": len(result.valid),
+                "rejected_rows": int(rejected),
+                "spend": float(result.valid["spend"].sum()),
+                "conversions": int(result.valid["conversions"].sum()),
+                "preview": markdown_preview(result.valid),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="no_rejected_rows",
+            passed=bool(rejected <= settings.max_rejected_rows),
+            description=(
+                f"{rejected} rejected rows (tolerance {settings.max_rejected_rows})"
+                + (f"; first: {_first_problem(result.rejects)}" if rejected else "")
+            ),
+            metadata={
+                "rejected_rows": int(rejected),
+                "rejects": dg.MetadataValue.md(reject_summary(result.rejects)),
+            },
+        )
+        yield _schema_check(result.valid)
+        yield _rows_check("unique_keys", duplicate_keys(result.valid))
+        yield _rows_check("spend_not_negative", negative_spend(result.valid))
+        yield _rows_check("clicks_within_impressions", clicks_above_impressions(result.valid))
+        yield _rows_check(
+            "totals_reconcile", unreconciled_totals(result.valid, raw, result.rejects)
+        )
+
+    return [validated_meta_metrics]
+
+
+def _first_problem(rejects: pd.DataFrame) -> str:
+    first = rejects.iloc[0]
+    return (
+        f"row {first['row_number']} ({first['date']}, ad {first['ad_id']}):"
+        f" {first['field']}={first['value']!r}: {first['reason']}"
+    )

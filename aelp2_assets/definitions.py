@@ -1,0 +1,49 @@
+"""The project's one ``Definitions``: built here, from the settings in the environment."""
+
+import dagster as dg
+
+from aelp2_assets.assets.act import pushed_budgets
+from aelp2_assets.assets.decide import budget_allocations
+from aelp2_assets.assets.ingest import build_ingest_assets, meta_ad_entities
+from aelp2_assets.assets.model import cac_forecasts, creative_posteriors
+from aelp2_assets.assets.validate import build_validate_assets
+from aelp2_assets.resources import resources_for
+from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.sensors.schedules import build_refresh_schedule
+
+MAIN_JOB = "main_job"
+
+
+def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
+    """Assets, checks, the main job, its schedule and the resources for ``settings``."""
+    daily = dg.DailyPartitionsDefinition(
+        start_date=settings.partition_start_date,
+        timezone=settings.account_timezone,
+        # today's partition exists: the schedule refreshes it every few hours
+        end_offset=1,
+    )
+    assets = [
+        *build_ingest_assets(daily),
+        meta_ad_entities,
+        *build_validate_assets(daily),
+        creative_posteriors,
+        cac_forecasts,
+        budget_allocations,
+        pushed_budgets,
+    ]
+    main_job = dg.define_asset_job(
+        MAIN_JOB,
+        selection=dg.AssetSelection.assets(*assets),
+        description="Ingest and validate the run's days, then model, allocate and push once.",
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[main_job],
+        schedules=[build_refresh_schedule(main_job, settings)],
+        resources=resources_for(settings),
+        # DuckDB allows one writing process per file: run steps in one process.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(Aelp2Settings.from_env())

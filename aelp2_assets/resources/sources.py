@@ -1,0 +1,180 @@
+"""Insights sources: where ``raw_meta_metrics`` and ``meta_ad_entities`` come from.
+
+Every source has the same verbs and returns rows shaped like Meta's Insights API (level ad,
+one row per day and placement, numbers as strings, ``actions`` possibly missing):
+
+- ``fetch_insights(start, end)``: the rows of the account-local days ``start..end``;
+- ``fetch_entities()``: the account's campaigns, ad sets and ads with their budgets;
+- ``decision_date(today)``: the day the model decides for.
+
+The Meta Marketing API source will be a third class with the same verbs.
+"""
+
+import datetime as dt
+from functools import cache
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from aelp2_assets.insights_files import read_insights_file
+from aelp2_assets.simulator import SimulatedHistory, simulate_history
+
+ENTITY_COLUMNS = (
+    "level",
+    "object_id",
+    "campaign_id",
+    "adset_id",
+    "name",
+    "status",
+    "daily_budget",
+    "lifetime_budget",
+    "creative_id",
+    "account_currency",
+    "account_timezone",
+    "min_daily_budget",
+)
+
+
+def _with_account(entities: pd.DataFrame, currency: str, timezone: str, minimum: int):
+    frame = entities.assign(
+        account_currency=currency, account_timezone=timezone, min_daily_budget=minimum
+    )
+    for column in ("daily_budget", "lifetime_budget", "min_daily_budget"):
+        frame[column] = frame[column].astype("Int64")
+    return frame.reindex(columns=ENTITY_COLUMNS)
+
+
+@cache
+def _demo_history(
+    seed: int, start: dt.date, end: dt.date, creatives: int, budget: float, currency: str
+) -> SimulatedHistory:
+    return simulate_history(
+        seed=seed,
+        start=start,
+        end=end,
+        n_creatives=creatives,
+        daily_budget=budget,
+        currency=currency,
+    )
+
+
+class InsightsSource(dg.ConfigurableResource):
+    """What every source offers; assets ask for this type, the environment picks the class."""
+
+    def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
+        """Insights rows of the account-local days ``start..end``."""
+        raise NotImplementedError
+
+    def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
+        """The account's campaigns, ad sets and ads (columns ``ENTITY_COLUMNS``)."""
+        raise NotImplementedError
+
+    def decision_date(self, today: dt.date) -> dt.date:
+        """The day the model decides for, given the account's today."""
+        raise NotImplementedError
+
+
+class DemoSource(InsightsSource):
+    """A simulated account (``aelp2_assets.simulator``): no credentials, no network.
+
+    The simulation starts on ``start_date`` and is deterministic for a seed, so a day's rows
+    are the same whenever they are fetched. It simulates whole days, today's included.
+    """
+
+    seed: int = Field(description="Simulator seed (AELP2_DEMO_SEED).")
+    creatives: int = Field(description="Creatives in the account (AELP2_DEMO_CREATIVES).")
+    start_date: str = Field(description="First simulated day (AELP2_PARTITION_START_DATE).")
+    daily_budget: float = Field(description="Daily spend, major units (DAILY_BUDGET_CAP).")
+    currency: str = Field(description="Account currency (AELP2_ACCOUNT_CURRENCY).")
+    timezone: str = Field(description="Account time zone (AELP2_ACCOUNT_TIMEZONE).")
+    min_daily_budget: int = Field(100, description="Account minimum daily budget, minor units.")
+
+    def _history(self, end: dt.date) -> SimulatedHistory:
+        start = dt.date.fromisoformat(self.start_date)
+        return _demo_history(
+            self.seed, start, max(start, end), self.creatives, self.daily_budget, self.currency
+        )
+
+    def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
+        """Simulated rows of the days ``start..end``."""
+        history = self._history(end)
+        first, last = start.isoformat(), end.isoformat()
+        return [row for row in history.rows if first <= row["date_start"] <= last]
+
+    def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
+        """The simulated account's objects and budgets on ``as_of``."""
+        entities = self._history(as_of).entities.drop(columns="first_delivery_date")
+        return _with_account(entities, self.currency, self.timezone, self.min_daily_budget)
+
+    def decision_date(self, today: dt.date) -> dt.date:
+        """The account's today."""
+        return today
+
+
+class FileSource(InsightsSource):
+    """A Meta Ads Manager CSV export or Insights rows saved as JSON lines.
+
+    Budgets are not in an export, so entities carry no ``daily_budget``; the decision date is
+    the file's last day, and freshness is judged against it.
+    """
+
+    path: str = Field(description="The export file (AELP2_SOURCE_FILE).")
+    currency: str = Field(description="Account currency (AELP2_ACCOUNT_CURRENCY).")
+    timezone: str = Field(description="Account time zone (AELP2_ACCOUNT_TIMEZONE).")
+    min_daily_budget: int = Field(100, description="Account minimum daily budget, minor units.")
+
+    def _rows(self) -> list[dict]:
+        """The file's rows; each must carry an ISO ``date_start``, the key of its partition.
+
+        Every other field is checked by validation, which names the row; a row that cannot be
+        placed in a partition is refused here, naming it, before anything is written.
+        """
+        rows = read_insights_file(self.path)
+        for number, row in enumerate(rows, start=1):
+            value = str(row.get("date_start"))
+            try:
+                iso = dt.date.fromisoformat(value).isoformat() == value
+            except ValueError:
+                iso = False
+            if not iso:
+                raise ValueError(
+                    f"{self.path}: data row {number}: date_start {row.get('date_start')!r} is"
+                    " not an ISO date (YYYY-MM-DD); nothing was written"
+                )
+        return rows
+
+    def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
+        """The file's rows dated ``start..end``, in file order."""
+        first, last = start.isoformat(), end.isoformat()
+        return [row for row in self._rows() if first <= row["date_start"] <= last]
+
+    def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
+        """Campaigns, ad sets and ads named in the file's rows up to ``as_of``; an export holds
+        neither budgets nor delivery status, so both are left empty."""
+        names = ("campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name")
+        rows = pd.DataFrame(self._rows()).reindex(columns=["date_start", *names])
+        rows = rows[rows["date_start"] <= as_of.isoformat()]
+        levels = (
+            ("campaign", "campaign_id", "campaign_name", ["campaign_id"]),
+            ("adset", "adset_id", "adset_name", ["campaign_id", "adset_id"]),
+            ("ad", "ad_id", "ad_name", ["campaign_id", "adset_id"]),
+        )
+        frames = [
+            rows.dropna(subset=[id_column])
+            .drop_duplicates(id_column)
+            .assign(level=level, object_id=lambda f, c=id_column: f[c], name=lambda f, n=name: f[n])
+            .reindex(columns=["level", "object_id", "name", *parents])
+            for level, id_column, name, parents in levels
+        ]
+        entities = pd.concat(frames, ignore_index=True)
+        entities[["status", "creative_id"]] = None
+        entities[["daily_budget", "lifetime_budget"]] = pd.NA
+        return _with_account(entities, self.currency, self.timezone, self.min_daily_budget)
+
+    def decision_date(self, today: dt.date) -> dt.date:
+        """The last day in the file."""
+        rows = self._rows()
+        if not rows:
+            raise ValueError(f"{self.path} holds no rows")
+        return dt.date.fromisoformat(max(row["date_start"] for row in rows))

@@ -1,0 +1,102 @@
+"""The warehouse resource: the tables that are merged or appended on purpose.
+
+Dagster's database IO managers replace a partition's rows, which suits derived tables. Restated
+insights must merge (a re-pull replaces the rows it returns; a row it no longer returns is kept,
+not zeroed), and audit tables only ever grow: those go through these verbs, each one statement
+group in one transaction, so a failure leaves no partial table.
+"""
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """Tables in an embedded DuckDB file, in the schema named like the BigQuery dataset."""
+
+    database: str = Field(description="Path of the DuckDB file (AELP2_DUCKDB_PATH).")
+    dataset: str = Field(description="Schema holding the tables (BIGQUERY_DATASET).")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with DuckDBResource(database=self.database).get_connection() as connection:
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.dataset}"')
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _name(self, table: str) -> str:
+        return f'"{self.dataset}"."{table}"'
+
+    def _create_like(self, connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame):
+        connection.register("incoming", frame)
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._name(table)} AS SELECT * FROM incoming WHERE false"
+        )
+
+    def merge(self, table: str, frame: pd.DataFrame, key: Sequence[str]) -> None:
+        """Replace the stored rows whose ``key`` matches a row of ``frame``; keep all others."""
+        with self._transaction() as connection:
+            self._create_like(connection, table, frame)
+            matches = " AND ".join(f"t.{column} IS NOT DISTINCT FROM i.{column}" for column in key)
+            connection.execute(
+                f"DELETE FROM {self._name(table)} AS t USING incoming AS i WHERE {matches}"
+            )
+            connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
+
+    def replace(self, table: str, frame: pd.DataFrame, column: str, values: Sequence) -> None:
+        """Replace every stored row whose ``column`` is one of ``values`` by ``frame``'s rows."""
+        with self._transaction() as connection:
+            self._create_like(connection, table, frame)
+            connection.register("replaced", pd.DataFrame({column: list(values)}))
+            connection.execute(
+                f"DELETE FROM {self._name(table)} WHERE {column} IN (SELECT {column} FROM replaced)"
+            )
+            connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
+
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        """Add ``frame``'s rows to ``table``; nothing stored is ever changed."""
+        with self._transaction() as connection:
+            self._create_like(connection, table, frame)
+            connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
+
+    def read(
+        self,
+        table: str,
+        column: str | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``table`` with ``start <= column <= end`` (either bound optional).
+
+        An absent table reads as an empty frame: the first run has no history yet.
+        """
+        conditions, parameters = [], []
+        if start is not None:
+            conditions.append(f"{column} >= ?")
+            parameters.append(start)
+        if end is not None:
+            conditions.append(f"{column} <= ?")
+            parameters.append(end)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        with DuckDBResource(database=self.database).get_connection() as connection:
+            exists = connection.execute(
+                "SELECT count(*) FROM information_schema.tables"
+                " WHERE table_schema = ? AND table_name = ?",
+                [self.dataset, table],
+            ).fetchone()[0]
+            if not exists:
+                return pd.DataFrame()
+            return connection.execute(
+                f"SELECT * FROM {self._name(table)}{where}", parameters
+            ).fetchdf()
