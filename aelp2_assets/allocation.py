@@ -1,0 +1,430 @@
+"""Thompson-sampling budget split under the creative lifecycle rules (no Dagster import).
+
+Arms are budget holders (Meta ad sets). Money is integer minor units of the account currency.
+
+How a decision is made:
+
+1. **Who may spend.** Only live arms get budget; the others get 0 and stage 'inactive'.
+2. **Thompson split.** ``draws`` joint samples of every live arm's conversions per dollar; the
+   probability an arm is best (how often it has the largest sample) is its ``p_alloc``, kept in
+   the table so a later policy can be evaluated off-policy on this decision. Arms free of a
+   lifecycle rule get shares proportional to ``p_alloc``.
+3. **Lifecycle.** By the arm's age (days since it first delivered):
+   - age 0: 'launch', a fixed share of ``launch_share``. With many live arms, where 5% each is
+     impossible (118 live ad sets in a real export), the launch share is
+     ``min(launch_share, 1 / n_live)``.
+   - age 1 .. ramp_days - 1: 'ramp', Thompson share capped by a cap rising linearly from the
+     launch share to ``ramp_max_share`` at day ``ramp_days``.
+   - older: 'established', Thompson share capped at ``top_max_share``; an arm the cap holds
+     back is reported as 'top'.
+   - an underperformer, whatever its age, goes to 'sunset': its share falls linearly to 0 over
+     ``sunset_days`` decisions from the share it had when its sunset began. The rule: the
+     optimistic end of its CAC interval (the 10th percentile of 1 / lambda) is above
+     ``underperformer_factor`` times the portfolio's CAC: the median, over the live arms past
+     their ramp (all live arms if none is), of each arm's posterior median CAC. A median of
+     medians, because a mean would be dragged down by the few arms whose thin data leave the
+     ``Beta(1, 1)`` prior's 50% conversion rate in charge (and so sunset every established arm
+     the day a creative launches) or by one star. Judging the arm by the optimistic end of
+     its interval means an arm with little data is never sunset on noise. With a single live
+     arm there is nothing to shift budget to, so nothing is sunset. An arm that no longer
+     meets the rule leaves sunset at once and is treated by its age again.
+4. **Water-filling.** The free arms share what the fixed shares (launch, sunset) leave, in
+   proportion to ``p_alloc``, each between the account minimum and its cap; what caps free
+   flows to the uncapped arms until nothing moves (solved exactly: the filled total is
+   piecewise linear in the common scale factor). Arms never best in any draw still take what
+   only they can take, so money stays unallocated only when every funded arm is at its cap.
+5. **Minimums.** Every funded live arm gets at least ``min_budget_minor`` (Meta refuses less);
+   the minimum wins over a share cap. When the minimums of all live arms exceed the budget,
+   arms are funded in order of ``p_alloc`` and the rest get 0, with the reason.
+6. **Integers.** Shares become minor units by largest-remainder rounding. The sum never
+   exceeds ``budget_minor``; it equals it unless every funded arm is at its cap, and the rest
+   is reported as ``unallocated_minor``, never forced onto an arm.
+
+Sunset days count decisions: the caller passes the stage, sunset day and share of the latest
+earlier decision day, so several ticks on one day do not advance a sunset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aelp2_assets.posteriors import expected_conversions_per_dollar, sample_conversions_per_dollar
+
+STAGES = ("launch", "ramp", "established", "top", "sunset", "inactive")
+ALLOCATION_COLUMNS = (
+    "arm_id",
+    "budget_minor",
+    "share",
+    "previous_budget_minor",
+    "stage",
+    "sunset_day",
+    "p_alloc",
+    "expected_cac",
+    "reason",
+    "cap_share",
+    "cac_p10",
+)
+
+# Weight given to arms never best in any draw, so that they can still absorb what the capped
+# arms leave (far below any real p_alloc, which is at least 1 / draws).
+_TINY_WEIGHT = 1e-12
+# Tolerance on shares (floats) when deciding which bound set an arm's share.
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """The creative lifecycle: shares are fractions of the daily budget."""
+
+    launch_share: float = 0.05  # share of a creative on its first day
+    ramp_days: int = 3  # days from launch to the end of the ramp
+    ramp_max_share: float = 0.15  # ramp cap reached at day ramp_days
+    top_max_share: float = 0.30  # cap of an established creative
+    sunset_days: int = 7  # decisions over which an underperformer is phased out
+    underperformer_factor: float = 1.5  # CAC p10 above this x portfolio CAC: sunset
+
+    def __post_init__(self) -> None:
+        for name in ("launch_share", "ramp_max_share", "top_max_share"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if self.ramp_max_share < self.launch_share:
+            raise ValueError("ramp_max_share must not be below launch_share")
+        if self.ramp_days < 0:
+            raise ValueError(f"ramp_days must not be negative, got {self.ramp_days}")
+        if self.sunset_days < 1:
+            raise ValueError(f"sunset_days must be at least 1, got {self.sunset_days}")
+        if not self.underperformer_factor > 0:
+            raise ValueError(f"underperformer_factor must be > 0, got {self.underperformer_factor}")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One decision: the per-arm table, what no arm could take, and what it was judged by."""
+
+    table: pd.DataFrame
+    unallocated_minor: int
+    portfolio_cac: float  # the typical live arm's CAC the underperformer rule compared with
+    draws: int
+
+
+def allocate_budget(
+    arms: pd.DataFrame,
+    *,
+    budget_minor: int,
+    min_budget_minor: int,
+    rng: np.random.Generator,
+    draws: int = 1000,
+    rules: LifecycleRules = LifecycleRules(),  # noqa: B008 - frozen, so a safe default
+) -> Allocation:
+    """Split ``budget_minor`` over ``arms`` by Thompson sampling under ``rules``.
+
+    ``arms``: one row per arm with arm_id; click_shape, click_rate, conv_shape, conv_rate and
+    expected_cac (the "all" rows of ``posteriors.fit_posteriors``); age_days; is_live; and the
+    previous decision's previous_budget_minor, previous_stage, previous_sunset_day and
+    previous_share (each may be null or absent). A live arm without an age counts as new.
+    Returns an ``Allocation`` whose table has ``ALLOCATION_COLUMNS`` in the order of ``arms``:
+    ``share`` is budget_minor over ``budget_minor`` (the cap), ``cap_share`` the most the
+    lifecycle rules allow (the account minimum overrides it), ``cac_p10`` the optimistic CAC
+    the underperformer rule read, and ``reason`` the rule or constraint that set the figure.
+    The result depends only on the inputs and the state of ``rng``.
+    """
+    budget_minor, min_budget_minor = int(budget_minor), int(min_budget_minor)
+    if budget_minor < 0 or min_budget_minor < 0:
+        raise ValueError("budget_minor and min_budget_minor must not be negative")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+
+    n = len(arms)
+    live = arms["is_live"].astype("boolean").fillna(False).to_numpy(bool)
+    n_live = int(live.sum())
+    _check_posteriors(arms[live])
+
+    # Thompson sampling and the optimistic CAC of each live arm, from the same draws.
+    p_alloc = np.zeros(n)
+    cac_p10 = np.full(n, np.nan)
+    mean_rate = np.full(n, np.nan)
+    portfolio_cac = float("nan")
+    if n_live:
+        samples = sample_conversions_per_dollar(arms[live], rng, draws)
+        p_alloc[live] = np.bincount(np.argmax(samples, axis=1), minlength=n_live) / draws
+        high, middle = np.quantile(samples, [0.9, 0.5], axis=0)
+        with np.errstate(divide="ignore"):
+            cac_p10[live] = 1.0 / high
+            median_cac = 1.0 / middle
+        mean_rate[live] = expected_conversions_per_dollar(arms[live])
+        age = _column(arms, "age_days").to_numpy(float)[live]
+        settled = age >= rules.ramp_days
+        portfolio_cac = float(np.median(median_cac[settled] if settled.any() else median_cac))
+    underperformer = live & (cac_p10 > rules.underperformer_factor * portfolio_cac)
+    if n_live < 2:
+        underperformer[:] = False
+
+    plan = _lifecycle(arms, live, underperformer, cac_p10, portfolio_cac, budget_minor, rules)
+    shares, funded = _shares(plan, p_alloc, mean_rate, budget_minor, min_budget_minor)
+    budgets = _to_minor_units(shares, budget_minor, np.where(funded, min_budget_minor, 0))
+
+    sunset_day = pd.array(
+        [
+            day if stage == "sunset" else pd.NA
+            for stage, day in zip(plan.stage, plan.day, strict=True)
+        ],
+        dtype="Int64",
+    )
+    table = pd.DataFrame(
+        {
+            "arm_id": arms["arm_id"].to_numpy(),
+            "budget_minor": budgets,
+            "share": budgets / budget_minor if budget_minor else np.zeros(n),
+            "previous_budget_minor": pd.array(
+                _column(arms, "previous_budget_minor").round(), dtype="Int64"
+            ),
+            "stage": plan.stage,
+            "sunset_day": sunset_day,
+            "p_alloc": p_alloc,
+            "expected_cac": pd.to_numeric(arms["expected_cac"]).to_numpy(float),
+            "reason": plan.reason,
+            "cap_share": plan.cap,
+            "cac_p10": cac_p10,
+        }
+    )
+    return Allocation(
+        table=table,
+        unallocated_minor=budget_minor - int(budgets.sum()),
+        portfolio_cac=portfolio_cac,
+        draws=draws,
+    )
+
+
+@dataclass
+class _Plan:
+    """Per arm, what the lifecycle rules say before the budget is split."""
+
+    stage: np.ndarray  # str: launch, ramp, established, sunset, inactive ('top' comes later)
+    cap: np.ndarray  # float: the most the rules allow; launch and sunset shares are fixed at it
+    fixed: np.ndarray  # bool: launch and sunset arms, whose share is the rule's, not Thompson's
+    day: np.ndarray  # int: sunset day (0 outside sunset)
+    reason: np.ndarray  # str: the rule in words; _shares rewrites it when a constraint binds
+
+
+def _lifecycle(
+    arms: pd.DataFrame,
+    live: np.ndarray,
+    underperformer: np.ndarray,
+    cac_p10: np.ndarray,
+    portfolio_cac: float,
+    budget: int,
+    rules: LifecycleRules,
+) -> _Plan:
+    """Stage, cap and sunset day of every arm, from its age and its previous decision."""
+    n_live = max(int(live.sum()), 1)
+    age = _column(arms, "age_days").to_numpy(float)
+    age = np.where(np.isnan(age), 0.0, age)
+    previous_stage = _column(arms, "previous_stage").astype(object).to_numpy()
+    previous_day = _column(arms, "previous_sunset_day").to_numpy(float)
+    previous_share = _column(arms, "previous_share").to_numpy(float)
+    if budget:
+        # Without a recorded share, the arm's current Meta budget says what it had.
+        previous_budget = _column(arms, "previous_budget_minor").to_numpy(float)
+        previous_share = np.where(
+            np.isnan(previous_share), previous_budget / budget, previous_share
+        )
+    previous_share = np.clip(previous_share, 0.0, 1.0)
+
+    launch = min(rules.launch_share, 1.0 / n_live)
+    ramp_cap = launch + (rules.ramp_max_share - launch) * age / max(rules.ramp_days, 1)
+
+    # Sunset: day d of D takes the previous share x (D - d) / (D - d + 1), which from the
+    # share s0 at the start is s0 x (1 - d / D): linear, 0 at day D, and never rising.
+    days = rules.sunset_days
+    continuing = (previous_stage == "sunset") & ~np.isnan(previous_day)
+    day = np.where(continuing, np.minimum(np.nan_to_num(previous_day) + 1, days), 1).astype(int)
+    # Failing both, an equal share (at most the top cap) stands in for the share it had.
+    start = np.where(
+        np.isnan(previous_share), min(1.0 / n_live, rules.top_max_share), previous_share
+    )
+    sunset_share = start * (days - day) / (days - day + 1)
+
+    is_sunset = live & underperformer
+    young = live & ~is_sunset & (age < rules.ramp_days)
+    is_launch = young & (age < 1)
+    is_ramp = young & ~is_launch
+    is_established = live & ~is_sunset & ~young
+    choices = [is_sunset, is_launch, is_ramp, is_established]
+    stage = np.select(choices, ["sunset", "launch", "ramp", "established"], "inactive")
+    cap = np.select(choices, [sunset_share, launch, ramp_cap, rules.top_max_share], 0.0)
+
+    reason = np.full(len(arms), "not live", dtype=object)
+    for i in np.flatnonzero(live):
+        if is_sunset[i] and day[i] >= days:
+            reason[i] = f"sunset day {days} of {days}: phased out"
+        elif is_sunset[i]:
+            reason[i] = (
+                f"sunset day {day[i]} of {days} (CAC p10 {cac_p10[i]:.2f} >"
+                f" {rules.underperformer_factor:g} x portfolio CAC {portfolio_cac:.2f})"
+            )
+        elif is_launch[i]:
+            many = f" (1/{n_live} live arms)" if launch < rules.launch_share else ""
+            reason[i] = f"launch share {_percent(launch)}{many}"
+        elif is_ramp[i]:
+            reason[i] = f"ramp cap {_percent(cap[i])} (day {int(age[i])} of {rules.ramp_days})"
+        else:
+            reason[i] = f"capped at top_max_share {_percent(rules.top_max_share)}"
+
+    return _Plan(
+        stage=stage.astype(object),
+        cap=cap,
+        fixed=is_sunset | is_launch,
+        day=np.where(is_sunset, day, 0),
+        reason=reason,
+    )
+
+
+def _shares(
+    plan: _Plan, p_alloc: np.ndarray, mean_rate: np.ndarray, budget: int, minimum: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of the budget under the caps and the account minimum, and which arms are funded.
+
+    Rewrites ``plan.reason`` (and ``plan.stage`` for 'top') where a constraint set the share.
+    """
+    n = len(plan.stage)
+    shares = np.zeros(n)
+    floor = minimum / budget if budget else 0.0
+    fundable = (plan.stage != "inactive") & (plan.cap > 0)
+
+    # Minimums beyond the budget: fund the arms most likely to be best, drop the rest.
+    funded = fundable.copy()
+    candidates = int(fundable.sum())
+    affordable = budget // minimum if minimum else candidates
+    if candidates > affordable:
+        order = np.lexsort((np.arange(n), -np.nan_to_num(mean_rate), -p_alloc))
+        dropped = [i for i in order if fundable[i]][affordable:]
+        funded[dropped] = False
+        plan.reason[dropped] = (
+            f"not funded: account minimums ({minimum} minor units each) of {candidates} live"
+            f" arms exceed the budget; the {affordable} most likely best (p_alloc) are funded"
+        )
+
+    # Launch and sunset shares first, scaled down only if they and the free arms' minimums
+    # do not fit in the budget.
+    fixed = funded & plan.fixed
+    free = funded & ~plan.fixed
+    wanted = np.maximum(plan.cap[fixed], floor)
+    shares[fixed] = _fill(
+        plan.cap[fixed], np.full(len(wanted), floor), wanted, 1.0 - floor * free.sum()
+    )
+
+    # Free arms: Thompson shares, water-filled between the minimum and their caps.
+    upper = np.maximum(plan.cap[free], floor)
+    free_total = 1.0 - shares[fixed].sum()
+    shares[free] = _fill(p_alloc[free], np.full(len(upper), floor), upper, free_total)
+    # The plain Thompson share, before caps and minimums moved money about.
+    thompson = np.zeros(n)
+    if p_alloc[free].sum() > 0:
+        thompson[free] = p_alloc[free] / p_alloc[free].sum() * free_total
+
+    for i in np.flatnonzero(funded):
+        rule = plan.reason[i]
+        cap = plan.cap[i]
+        if cap < floor - _EPS:
+            plan.reason[i] = f"raised to account minimum, above {rule}"
+        elif plan.fixed[i]:
+            if shares[i] < cap - _EPS:
+                plan.reason[i] = (
+                    f"{rule}, scaled to {_percent(shares[i])}: launch and sunset shares and"
+                    " account minimums exceed the budget"
+                )
+        elif shares[i] >= cap - _EPS:
+            if thompson[i] >= cap - _EPS and plan.stage[i] == "established":
+                plan.stage[i] = "top"  # a top performer, held back by the cap
+            elif thompson[i] < cap - _EPS:
+                plan.reason[i] = f"{rule}, filled with what capped arms left"
+        elif floor > 0 and shares[i] <= floor + _EPS:
+            plan.reason[i] = "raised to account minimum"
+        else:
+            left = " and what capped arms left" if shares[i] > thompson[i] + _EPS else ""
+            under = f"; under {rule}" if plan.stage[i] == "ramp" else ""
+            plan.reason[i] = f"thompson share{left} (p_alloc {p_alloc[i]:.3f}){under}"
+    return shares, funded
+
+
+def _fill(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:
+    """Shares ``clip(t * weights, lower, upper)`` summing to ``total`` (or as near as the bounds
+    allow): proportional allocation with floors and caps, i.e. water-filling.
+
+    The sum is piecewise linear and non-decreasing in the scale ``t``, with breakpoints where an
+    arm meets a bound, so ``t`` is found exactly between two breakpoints.
+    """
+    if len(weights) == 0:
+        return np.zeros(0)
+    if upper.sum() <= total:
+        return upper.copy()
+    if lower.sum() >= total:
+        return lower.copy()
+    weights = np.maximum(weights, _TINY_WEIGHT)
+    points = np.unique(np.concatenate([lower / weights, upper / weights]))
+    filled = np.clip(points[:, None] * weights, lower, upper).sum(axis=1)
+    j = int(np.searchsorted(filled, total))  # filled[0] is lower.sum() < total: j >= 1
+    t0, t1, f0, f1 = points[j - 1], points[j], filled[j - 1], filled[j]
+    scale = t0 + (total - f0) * (t1 - t0) / (f1 - f0)
+    return np.clip(scale * weights, lower, upper)
+
+
+def _to_minor_units(shares: np.ndarray, budget: int, lower: np.ndarray) -> np.ndarray:
+    """Integer budgets from shares by largest-remainder rounding, each at least ``lower``.
+
+    The total is the whole budget when the shares use all of it, else the whole minor units
+    the shares cover; it never exceeds ``budget``.
+    """
+    n = len(shares)
+    if budget == 0 or n == 0:
+        return np.zeros(n, dtype=np.int64)
+    targets = shares * budget
+    whole = shares.sum() >= 1.0 - 1e-9
+    total = budget if whole else int(np.floor(targets.sum() + 1e-6))
+    total = min(budget, max(total, int(lower.sum())))
+
+    # The small tolerance keeps float error (e.g. 99.99999999) from losing a whole unit.
+    amounts = np.maximum(np.floor(targets + 1e-7).astype(np.int64), lower)
+    short = total - int(amounts.sum())
+    if short > 0:
+        remainder = np.where(targets > 0, targets - amounts, -np.inf)
+        order = np.lexsort((np.arange(n), -remainder))
+        order = order[np.isfinite(remainder[order])]
+        while short > 0 and len(order):
+            take = min(short, len(order))
+            amounts[order[:take]] += 1
+            short -= take
+    while short < 0:
+        # Minimums pushed the floors past the total: take from the arm most over its target.
+        surplus = np.where(amounts > lower, amounts - targets, -np.inf)
+        amounts[int(np.argmax(surplus))] -= 1
+        short += 1
+    return amounts
+
+
+def _check_posteriors(live_arms: pd.DataFrame) -> None:
+    """Live arms need finite, positive posterior parameters to be sampled."""
+    for column in ("click_shape", "click_rate", "conv_shape", "conv_rate"):
+        values = pd.to_numeric(live_arms[column]).to_numpy(float)
+        if not (np.isfinite(values) & (values > 0)).all():
+            bad = live_arms.loc[~(np.isfinite(values) & (values > 0)), "arm_id"].tolist()
+            raise ValueError(f"live arms {bad[:5]} have no valid {column}")
+
+
+def _column(arms: pd.DataFrame, name: str) -> pd.Series:
+    """An optional input column (all null when absent), numeric where it can be."""
+    if name not in arms.columns:
+        return pd.Series([np.nan] * len(arms), index=arms.index, dtype=float)
+    column = arms[name]
+    if name == "previous_stage":
+        return column.where(column.notna(), None)
+    return pd.to_numeric(column, errors="coerce").astype(float)
+
+
+def _percent(share: float) -> str:
+    """A share as a short percentage: 0.05 -> '5%', 0.0833 -> '8.3%'."""
+    return f"{100 * share:.1f}".rstrip("0").rstrip(".") + "%"
