@@ -28,6 +28,21 @@ def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
     return max(end - dt.timedelta(days=days - 1), first_partition), end
 
 
+def run_main_job(
+    settings: Aelp2Settings, start: dt.date, end: dt.date, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    """One run of the main job over the daily partitions ``start..end``, as a tick makes it."""
+    job = build_definitions(settings).resolve_job_def(MAIN_JOB)
+    return job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": start.isoformat(),
+            "dagster/asset_partition_range_end": end.isoformat(),
+        },
+    )
+
+
 def _print_allocation(settings: Aelp2Settings) -> None:
     schema = f'"{settings.dataset}"'
     with duckdb.connect(settings.duckdb_path, read_only=True) as connection:
@@ -74,20 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     began = time.perf_counter()
-    job = build_definitions(settings).resolve_job_def(MAIN_JOB)
     instance = (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-        },
-    )
+    result = run_main_job(settings, start, end, instance)
     elapsed = time.perf_counter() - began
     failed_checks = [
         f"{check.asset_key.to_user_string()}.{check.check_name}: {check.description}"

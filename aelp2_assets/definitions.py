@@ -39,7 +39,7 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[main_job],
-        schedules=[build_refresh_schedule(main_job, settings)],
+        schedules=[build_refresh_schedule(MAIN_JOB, settings)],
         resources=resources_for(settings),
         # DuckDB allows one writing process per file: run steps in one process.
         executor=dg.in_process_executor,

@@ -53,5 +53,7 @@ VALIDATED_COLUMNS = (
 )
 VALIDATED_KEY = ("date", "ad_id", *PLACEMENT_KEY)
 
-# validated_meta_metrics_rejects: rows kept aside, one row per problem found.
-REJECT_COLUMNS = ("date", "row_number", "ad_id", "field", "value", "reason")
+# validated_meta_metrics_rejects: rows kept aside, one row per problem found. A raw row is
+# identified by its pull (pulled_at) and its position in it (row_number): merged raw days hold
+# rows of several pulls.
+REJECT_COLUMNS = ("date", "pulled_at", "row_number", "ad_id", "field", "value", "reason")

@@ -9,7 +9,7 @@ from aelp2_assets.resources.settings import Aelp2Settings
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the repository; tests that need it skip, saying why."""
     if not SHARED_DATA.is_dir():

@@ -29,6 +29,20 @@ def test_merge_replaces_returned_rows_and_keeps_the_others(warehouse):
     assert stored["b"] == "2"  # not returned again: kept, not zeroed
 
 
+def test_a_row_with_an_incomplete_key_is_replaced_by_the_next_pull_of_its_day(warehouse):
+    bad = _rows(day=["d1", "d1", "d2"], ad=["a", None, None], spend=["1", "2", "3"])
+    warehouse.merge("raw", bad, ["day", "ad"])
+    fixed = _rows(day=["d1"], ad=["b"], spend=["2"])
+    warehouse.merge("raw", fixed, ["day", "ad"])
+    stored = warehouse.read("raw").sort_values(["day", "spend"])
+    # d1's keyless row is gone, d1's keyed row and d2 (not pulled again) stay
+    assert list(zip(stored["day"], stored["ad"].fillna("-"), strict=True)) == [
+        ("d1", "a"),
+        ("d1", "b"),
+        ("d2", "-"),
+    ]
+
+
 def test_replace_swaps_only_the_named_values(warehouse):
     warehouse.replace("t", _rows(day=["d1", "d2"], v=["1", "2"]), "day", ["d1", "d2"])
     warehouse.replace("t", _rows(day=["d2"], v=["9"]), "day", ["d2"])

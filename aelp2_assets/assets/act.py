@@ -18,11 +18,12 @@ AUDIT_TABLE = "pushed_budgets"
 
 
 def change_set(allocations: pd.DataFrame) -> pd.DataFrame:
-    """The ad sets whose planned budget differs from their current one (unknown counts)."""
+    """The funded ad sets whose planned budget differs from their current one (an unknown
+    current budget counts as different). An ad set planned at zero is not a budget change:
+    stopping one is a pause, which this project does not send."""
     before = allocations["previous_budget_minor"].astype("Int64")
-    changed = before.isna() | (before != allocations["budget_minor"])
-    funded_or_known = (allocations["budget_minor"] > 0) | before.notna()
-    return allocations[changed.fillna(True) & funded_or_known]
+    changed = before.ne(allocations["budget_minor"]).fillna(True)
+    return allocations[changed & (allocations["budget_minor"] > 0)]
 
 
 @dg.asset(

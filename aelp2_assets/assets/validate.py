@@ -75,9 +75,9 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         start, end = partition_days(context)
         raw = warehouse.read("raw_meta_metrics", "date_start", start.isoformat(), end.isoformat())
         result = validate_insights(raw, settings.conversion_action_type)
-        days = [day.date() for day in pd.date_range(start, end)]
-        rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]).dt.date)
-        warehouse.replace(REJECTS_TABLE, rejects, "date", days)
+        # raw rows were read by their ISO date_start, so every reject's date parses
+        rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]))
+        warehouse.replace(REJECTS_TABLE, rejects, "date", list(pd.date_range(start, end)))
 
         rejected = result.rejects["row_number"].nunique()
         context.log.info(

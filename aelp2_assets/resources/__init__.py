@@ -8,11 +8,10 @@ receive these resources under the same keys whatever was chosen.
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import DemoSource, FileSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import DuckDBIOManager, DuckDBWarehouse
 
 
 def _insights_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
@@ -47,5 +46,5 @@ def resources_for(settings: Aelp2Settings) -> dict[str, object]:
         "settings": settings,
         "insights_source": _insights_source(settings),
         "warehouse": DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset),
-        "io_manager": DuckDBPandasIOManager(database=settings.duckdb_path, schema=settings.dataset),
+        "io_manager": DuckDBIOManager(database=settings.duckdb_path, schema=settings.dataset),
     }

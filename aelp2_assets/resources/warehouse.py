@@ -14,7 +14,32 @@ import dagster as dg
 import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
+
+
+def storable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns typed as text.
+
+    DuckDB types a column of Python objects from its values, so an empty or all-NULL text
+    column would become a NULL-typed column that later rows cannot be inserted into. Dates
+    must therefore be ``datetime64`` columns, never Python date objects.
+    """
+    text = [column for column in frame.columns if frame[column].dtype == object]
+    return frame.astype(dict.fromkeys(text, "string"))
+
+
+class _TypedPandasHandler(DuckDBPandasTypeHandler):
+    def handle_output(self, context, table_slice, obj: pd.DataFrame, connection) -> None:
+        super().handle_output(context, table_slice, storable(obj), connection)
+
+
+class DuckDBIOManager(DuckDBPandasIOManager):
+    """Dagster's DuckDB pandas IO manager, storing text columns as text even when empty."""
+
+    @staticmethod
+    def type_handlers() -> list[DuckDBPandasTypeHandler]:
+        return [_TypedPandasHandler()]
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
@@ -39,18 +64,25 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         return f'"{self.dataset}"."{table}"'
 
     def _create_like(self, connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame):
-        connection.register("incoming", frame)
+        connection.register("incoming", storable(frame))
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {self._name(table)} AS SELECT * FROM incoming WHERE false"
         )
 
     def merge(self, table: str, frame: pd.DataFrame, key: Sequence[str]) -> None:
-        """Replace the stored rows whose ``key`` matches a row of ``frame``; keep all others."""
+        """Replace the stored rows whose ``key`` matches a row of ``frame``; keep all others.
+
+        A stored row with a NULL in its key (a bad row, kept so that validation can reject it)
+        can never be matched again, so any new pull of its ``key[0]`` (the day) replaces it.
+        """
+        day, *rest = key
+        same_key = " AND ".join(f"t.{column} IS NOT DISTINCT FROM i.{column}" for column in key)
+        incomplete = " OR ".join(f"t.{column} IS NULL" for column in rest)
         with self._transaction() as connection:
             self._create_like(connection, table, frame)
-            matches = " AND ".join(f"t.{column} IS NOT DISTINCT FROM i.{column}" for column in key)
             connection.execute(
-                f"DELETE FROM {self._name(table)} AS t USING incoming AS i WHERE {matches}"
+                f"DELETE FROM {self._name(table)} AS t USING incoming AS i"
+                f" WHERE ({same_key}) OR (t.{day} = i.{day} AND ({incomplete}))"
             )
             connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
 

@@ -16,16 +16,14 @@ def refresh_days(scheduled: dt.datetime, settings: Aelp2Settings) -> tuple[dt.da
     return start, today
 
 
-def build_refresh_schedule(
-    job: dg.UnresolvedAssetJobDefinition, settings: Aelp2Settings
-) -> dg.ScheduleDefinition:
-    """Every UPDATE_FREQUENCY_HOURS in the account's time zone, one run of ``job`` over today's
+def build_refresh_schedule(job_name: str, settings: Aelp2Settings) -> dg.ScheduleDefinition:
+    """Every UPDATE_FREQUENCY_HOURS in the account's time zone, one run of ``job_name`` over today's
     partition and the restatement window: ingest and validation for those days in that one run,
     then the model, allocation and push once (a tick never makes two allocations)."""
 
     @dg.schedule(
         name="refresh_schedule",
-        job=job,
+        job_name=job_name,
         cron_schedule=f"0 */{settings.update_frequency_hours} * * *",
         execution_timezone=settings.account_timezone,
     )
