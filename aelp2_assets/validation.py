@@ -239,7 +239,7 @@ def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> Validat
     rejected = {problem.position for problem in problems}
     return ValidationResult(
         valid=_to_validated(parsed.loc[~parsed.index.isin(rejected)]),
-        rejects=_to_rejects(problems, text, frame["row_number"]),
+        rejects=_to_rejects(problems, text, frame),
         duplicates_dropped=int(duplicate.sum()),
     )
 
@@ -433,15 +433,15 @@ def _to_validated(parsed: pd.DataFrame) -> pd.DataFrame:
     return valid.reset_index(drop=True)
 
 
-def _to_rejects(
-    problems: list[_Problem], text: pd.DataFrame, row_numbers: pd.Series
-) -> pd.DataFrame:
+def _to_rejects(problems: list[_Problem], text: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     """The reject table, in raw row order and field order within a row."""
     ordered = sorted(problems, key=lambda p: (p.position, _FIELD_ORDER.get(p.field, 0)))
+    positions = [p.position for p in ordered]
     rejects = pd.DataFrame(
         {
             "date": pd.Series([text.at[p.position, "date_start"] for p in ordered], dtype=object),
-            "row_number": pd.Series([row_numbers[p.position] for p in ordered], dtype="int64"),
+            "pulled_at": raw["pulled_at"].iloc[positions].reset_index(drop=True),
+            "row_number": raw["row_number"].iloc[positions].astype("int64").reset_index(drop=True),
             "ad_id": pd.Series([text.at[p.position, "ad_id"] for p in ordered], dtype=object),
             "field": pd.Series([p.field for p in ordered], dtype=object),
             "value": pd.Series([p.value for p in ordered], dtype=object),
@@ -476,15 +476,23 @@ def unreconciled_totals(
     """Dates whose valid totals differ from those of the raw rows that were accepted.
 
     The raw side is recomputed from the raw text: identical copies dropped, rejected rows
-    (matched on date text and row number) removed, numbers parsed with ``pd.to_numeric``. A
+    (matched on pull time and row number) removed, numbers parsed with ``pd.to_numeric``. A
     total differs when it is off by more than ``RECONCILE_RELATIVE_TOLERANCE`` of the larger.
     Returns one row per date and metric that differs: date, metric, valid_total, raw_total.
     """
     metrics = ["spend", "impressions", "clicks"]
     frame = raw.reset_index(drop=True)
     text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
-    rejected = set(zip(rejects["date"], rejects["row_number"].astype("int64"), strict=True))
-    row_keys = zip(text["date_start"], frame["row_number"].astype("int64"), strict=True)
+    rejected = set(
+        zip(
+            pd.to_datetime(rejects["pulled_at"]),
+            rejects["row_number"].astype("int64"),
+            strict=True,
+        )
+    )
+    row_keys = zip(
+        pd.to_datetime(frame["pulled_at"]), frame["row_number"].astype("int64"), strict=True
+    )
     accepted = (
         ~text.duplicated(keep="first")
         & text["date_start"].notna()
