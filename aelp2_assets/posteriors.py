@@ -101,10 +101,14 @@ def fit_posteriors(
     - ``p_best``: for "all" rows, the probability the arm has the highest ``lambda`` among live
       arms (0 for arms that are not live); for placement rows, the probability the channel is
       the arm's best channel (computed whether or not the arm is live: it describes the arm).
-    - ``first_delivery_date``, ``last_delivery_date``: first and last day with spend > 0 in
-      the history given; ``age_days`` is decision_date minus the first (NA if it never
-      delivered); ``is_live``: spend > 0 on one of the ``live_window_days`` days ending on
-      ``decision_date``. On placement rows all four describe delivery in that channel.
+    - ``first_delivery_date``, ``last_delivery_date``: first and last day the arm delivered
+      in the history given; ``age_days`` is decision_date minus the first (NA if it never
+      delivered); ``is_live``: it delivered on one of the ``live_window_days`` days ending on
+      ``decision_date``. Delivering means spend > 0 or, when ``history`` has the column,
+      impressions > 0: Meta serves impressions it bills at less than one cent as zero spend,
+      and an ad set serving them is running (25 of the 118 ad sets live in the real 2017
+      export show only such days at its end). On placement rows all four describe delivery
+      in that channel.
     - ``channel_spend_share``: 1.0 on "all" rows; on placement rows the arm's share of spend in
       the channel over the live window, or over the decay-weighted history when the arm spent
       nothing in the window (equal shares when it never spent).
@@ -209,6 +213,11 @@ def _prepared(history: pd.DataFrame, decision_date: dt.date, half_life: float) -
             "spend": pd.to_numeric(history["spend"]).to_numpy(float),
             "clicks": pd.to_numeric(history["clicks"]).to_numpy(float),
             "conversions": pd.to_numeric(history["conversions"]).to_numpy(float),
+            "impressions": (
+                pd.to_numeric(history["impressions"]).fillna(0).to_numpy(float)
+                if "impressions" in history.columns
+                else np.zeros(len(history))
+            ),
         }
     )[keep]
     weight = weight[keep]
@@ -221,7 +230,7 @@ def _aggregate(
     frame: pd.DataFrame, keys: list[str], decision: pd.Timestamp, live_window_days: int
 ) -> pd.DataFrame:
     """Weighted and unweighted totals, delivery dates and liveness per group of ``keys``."""
-    delivered = frame["spend"] > 0
+    delivered = (frame["spend"] > 0) | (frame["impressions"] > 0)
     frame = frame.assign(
         delivery_date=frame["date"].where(delivered),
         recent_spend=frame["spend"].where(frame["age"] < live_window_days, 0.0),
