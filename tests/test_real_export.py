@@ -1,0 +1,190 @@
+"""The real Facebook ad export (Kaggle, 2017) through the whole graph, and bad input that must
+stop it. Expected figures were checked by hand from the CSV with awk, not by this code."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from aelp2_assets.cli import run_main_job
+from aelp2_assets.kaggle_export import convert_kaggle_ad_export
+from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.resources.warehouse import DuckDBWarehouse
+
+FIRST_DAY, LAST_DAY = dt.date(2017, 8, 17), dt.date(2017, 8, 30)
+
+
+def _settings(folder, export) -> Aelp2Settings:
+    return Aelp2Settings.from_env(
+        {
+            "AELP2_SOURCE": "file",
+            "AELP2_SOURCE_FILE": str(export),
+            "AELP2_DUCKDB_PATH": str(folder / "warehouse.duckdb"),
+            "AELP2_PARTITION_START_DATE": FIRST_DAY.isoformat(),
+        }
+    )
+
+
+def _warehouse(settings) -> DuckDBWarehouse:
+    return DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset)
+
+
+@pytest.fixture(scope="module")
+def kaggle_run(tmp_path_factory, shared_data):
+    source = shared_data / "kaggle_fb_ad_campaign" / "derived_ad_day_clean.csv"
+    folder = tmp_path_factory.mktemp("kaggle")
+    export = folder / "kaggle.jsonl"
+    convert_kaggle_ad_export(source, export)
+    settings = _settings(folder, export)
+    with dg.instance_for_test() as instance:
+        yield settings, run_main_job(settings, FIRST_DAY, LAST_DAY, instance)
+
+
+def test_the_real_export_goes_through_every_asset(kaggle_run):
+    _, result = kaggle_run
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} >= {
+        "validated_meta_metrics",
+        "budget_allocations",
+        "pushed_budgets",
+    }
+
+
+def test_validated_figures_match_the_csv(kaggle_run):
+    settings, _ = kaggle_run
+    valid = _warehouse(settings).read("validated_meta_metrics")
+    assert len(valid) == 1143
+    assert valid["spend"].sum() == pytest.approx(58705.23, abs=0.005)
+    assert valid["impressions"].sum() == 213_434_828
+    assert valid["clicks"].sum() == 38_165
+    by_campaign = valid.groupby("campaign_id").agg({"conversions": "sum", "spend": "sum"})
+    assert by_campaign["conversions"].to_dict() == {"1178": 872, "916": 24, "936": 183}
+    assert by_campaign.loc["1178", "spend"] == pytest.approx(55662.15, abs=0.005)
+    assert by_campaign.loc["936", "spend"] == pytest.approx(2893.37, abs=0.005)
+    assert by_campaign.loc["916", "spend"] == pytest.approx(149.71, abs=0.005)
+    assert _warehouse(settings).read("validated_meta_metrics_rejects").empty
+
+
+def test_allocation_on_the_real_export_keeps_every_invariant(kaggle_run):
+    settings, _ = kaggle_run
+    allocation = _warehouse(settings).read("budget_allocations")
+    cap = settings.daily_budget_cap_minor
+    funded = allocation[allocation["budget_minor"] > 0]
+
+    assert set(pd.to_datetime(allocation["decision_date"]).dt.date) == {LAST_DAY}
+    # 118 ad sets (fb_campaign_id) delivered impressions on 2017-08-28..30: all live, all funded
+    assert len(funded) == 118
+    assert int(allocation["budget_minor"].sum()) == cap
+    assert (funded["budget_minor"] >= 100).all()
+    assert (allocation["share"] <= 0.30 + 1 / cap).all()
+    assert allocation["budget_minor"].dtype.kind == "i"
+    assert allocation["reason"].str.len().gt(0).all()
+    assert set(allocation.loc[allocation["budget_minor"] == 0, "stage"]) <= {"inactive"}
+
+
+BAD_ROWS = [
+    # (field, value, the row's problem as a user would state it)
+    ("spend", "12,5", "not a number"),
+    ("ad_id", None, "missing"),
+    ("spend", "-3.20", "negative"),
+    ("clicks", "900", "exceed"),
+]
+
+
+def _good_row(day: str, ad: int) -> dict:
+    return {
+        "date_start": day,
+        "date_stop": day,
+        "account_id": "1",
+        "account_currency": "USD",
+        "campaign_id": "10",
+        "adset_id": f"20{ad}",
+        "ad_id": f"30{ad}",
+        "publisher_platform": "facebook",
+        "platform_position": "feed",
+        "impression_device": "mobile_app",
+        "spend": "100.00",
+        "impressions": "800",
+        "clicks": "40",
+        "actions": [{"action_type": "offsite_conversion.fb_pixel_purchase", "value": "2"}],
+    }
+
+
+def _write(path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_bad_rows_fail_the_blocking_check_and_nothing_downstream_runs(tmp_path):
+    export = tmp_path / "export.jsonl"
+    days = [f"2024-03-0{d}" for d in range(1, 4)]
+    good = [_good_row(day, ad) for day in days for ad in range(3)]
+    _write(export, good)
+    settings = Aelp2Settings.from_env(
+        {
+            "AELP2_SOURCE": "file",
+            "AELP2_SOURCE_FILE": str(export),
+            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            "AELP2_PARTITION_START_DATE": "2024-03-01",
+        }
+    )
+    warehouse = _warehouse(settings)
+    with dg.instance_for_test() as instance:
+        assert run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance).success
+        last_good = warehouse.read("budget_allocations")
+        audit_rows = len(warehouse.read("pushed_budgets"))
+
+        bad = [dict(row) for row in good]
+        for index, (field, value, _) in enumerate(BAD_ROWS):
+            bad[6 + index % 3][field] = value if index < 3 else bad[6 + index % 3][field]
+        bad[8 - 2]["clicks"] = "900"  # clicks above 800 impressions on the first bad row too
+        _write(export, bad)
+        result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance)
+
+    assert not result.success
+    failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
+    assert set(failed) == {"no_rejected_rows"}
+    rejects = warehouse.read("validated_meta_metrics_rejects")
+    problems = set(zip(rejects["row_number"], rejects["field"], rejects["value"], strict=True))
+    assert (7, "spend", "12,5") in problems
+    assert (8, "ad_id", None) in problems
+    assert (9, "spend", "-3.20") in problems
+    assert (7, "clicks", "900") in problems
+    description = failed["no_rejected_rows"].description
+    assert "row 7" in description and "12,5" in description
+    rejects_markdown = failed["no_rejected_rows"].metadata["rejects"].value
+    for text in ("12,5", "-3.20", "900", "ad_id"):
+        assert text in rejects_markdown
+
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert not materialized & {"creative_posteriors", "budget_allocations", "pushed_budgets"}
+    pd.testing.assert_frame_equal(warehouse.read("budget_allocations"), last_good)
+    assert len(warehouse.read("pushed_budgets")) == audit_rows
+    # the rejected rows are not in the validated table and the good rows of their days are;
+    # so is the earlier pull's row of the ad whose id went missing: absence is not zero
+    valid = warehouse.read("validated_meta_metrics")
+    assert len(valid) == len(good) - 2
+    assert "301" in set(valid.loc[valid["date"] == "2024-03-03", "ad_id"])
+
+
+def test_a_row_without_a_date_is_refused_before_anything_is_written(tmp_path):
+    export = tmp_path / "export.jsonl"
+    rows = [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "date_start": "1/3/2024"}]
+    _write(export, rows)
+    settings = Aelp2Settings.from_env(
+        {
+            "AELP2_SOURCE": "file",
+            "AELP2_SOURCE_FILE": str(export),
+            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            "AELP2_PARTITION_START_DATE": "2024-03-01",
+        }
+    )
+    with dg.instance_for_test() as instance:
+        result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 1), instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "data row 2" in message and "'1/3/2024'" in message
+    assert _warehouse(settings).read("raw_meta_metrics").empty
