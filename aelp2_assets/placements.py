@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 CHANNELS = ("Feed", "Stories", "Reels", "Marketplace", "other")
 
-# platform_position values as Meta's Insights API returns them, by channel.
+# platform_position values as Meta's Insights API returns them (and Ads Manager's placement
+# labels, lower-cased with underscores for spaces), by channel.
 _POSITION_CHANNEL = {
     "feed": "Feed",
+    "facebook_feed": "Feed",
     "instagram_feed": "Feed",
     "facebook_stories": "Stories",
     "instagram_stories": "Stories",
@@ -20,12 +22,13 @@ _POSITION_CHANNEL = {
     "facebook_reels_overlay": "Reels",
     "reels": "Reels",
     "marketplace": "Marketplace",
+    "facebook_marketplace": "Marketplace",
 }
 
 
 def channel_of(platform_position: str) -> str:
     """The reporting channel of one of Meta's platform positions ('other' when unknown)."""
-    return _POSITION_CHANNEL.get(platform_position.strip().lower(), "other")
+    return _POSITION_CHANNEL.get(platform_position.strip().lower().replace(" ", "_"), "other")
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,9 @@ def test_unavailable_choices_fail_clearly_at_load(tmp_path, environment, message
     settings = Aelp2Settings.from_env({**environment, "AELP2_DUCKDB_PATH": str(tmp_path / "w")})
     with pytest.raises(ValueError, match=message):
         resources_for(settings)
+
+
+@pytest.mark.parametrize("variable", ["AELP2_HISTORY_DAYS", "AELP2_LIVE_WINDOW_DAYS"])
+def test_windows_are_at_least_a_day(variable):
+    with pytest.raises(ValueError, match=variable):
+        Aelp2Settings.from_env({variable: "0"})

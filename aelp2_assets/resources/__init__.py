@@ -29,6 +29,7 @@ def _insights_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
             raise ValueError("AELP2_SOURCE=file needs AELP2_SOURCE_FILE, the export to read")
         return FileSource(
             path=settings.source_file,
+            purchase_action_type=settings.conversion_action_type,
             currency=settings.account_currency,
             timezone=settings.account_timezone,
         )

@@ -198,13 +198,18 @@ class Aelp2Settings(dg.ConfigurableResource):
         dt.date.fromisoformat(value)
         return value
 
-    @field_validator(
-        "restatement_days", "max_rejected_rows", "history_days", "live_window_days", "demo_seed"
-    )
+    @field_validator("restatement_days", "max_rejected_rows", "demo_seed")
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("history_days", "live_window_days")
+    @classmethod
+    def _at_least_a_day(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
         return value
 
     @field_validator("demo_creatives")

@@ -120,6 +120,9 @@ class FileSource(InsightsSource):
     """
 
     path: str = Field(description="The export file (AELP2_SOURCE_FILE).")
+    purchase_action_type: str = Field(
+        description="The action type of an export's Purchases (AELP2_CONVERSION_ACTION_TYPE)."
+    )
     currency: str = Field(description="Account currency (AELP2_ACCOUNT_CURRENCY).")
     timezone: str = Field(description="Account time zone (AELP2_ACCOUNT_TIMEZONE).")
     min_daily_budget: int = Field(100, description="Account minimum daily budget, minor units.")
@@ -130,7 +133,7 @@ class FileSource(InsightsSource):
         Every other field is checked by validation, which names the row; a row that cannot be
         placed in a partition is refused here, naming it, before anything is written.
         """
-        rows = read_insights_file(self.path)
+        rows = read_insights_file(self.path, self.purchase_action_type)
         for number, row in enumerate(rows, start=1):
             value = str(row.get("date_start"))
             try:
