@@ -29,13 +29,18 @@ def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
 
 
 def run_main_job(
-    settings: Aelp2Settings, start: dt.date, end: dt.date, instance: dg.DagsterInstance
+    settings: Aelp2Settings,
+    start: dt.date,
+    end: dt.date,
+    instance: dg.DagsterInstance,
+    log_level: str = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """One run of the main job over the daily partitions ``start..end``, as a tick makes it."""
     job = build_definitions(settings).resolve_job_def(MAIN_JOB)
     return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         tags={
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": end.isoformat(),
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
-    result = run_main_job(settings, start, end, instance)
+    result = run_main_job(settings, start, end, instance, log_level="INFO")
     elapsed = time.perf_counter() - began
     failed_checks = [
         f"{check.asset_key.to_user_string()}.{check.check_name}: {check.description}"

@@ -188,3 +188,25 @@ def test_a_row_without_a_date_is_refused_before_anything_is_written(tmp_path):
     message = str(failure.step_failure_data.error)
     assert "data row 2" in message and "'1/3/2024'" in message
     assert _warehouse(settings).read("raw_meta_metrics").empty
+
+
+def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row(f"2024-03-{day:02d}", 1) for day in range(1, 11)])
+    settings = Aelp2Settings.from_env(
+        {
+            "AELP2_SOURCE": "file",
+            "AELP2_SOURCE_FILE": str(export),
+            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            "AELP2_PARTITION_START_DATE": "2024-03-01",
+        }
+    )
+    with dg.instance_for_test() as instance:
+        # only the first five days are loaded; the file's last day, the decision date, is the 10th
+        result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 5), instance)
+    assert not result.success
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["history_is_fresh"]
+    assert "latest validated day 2024-03-05, decision date 2024-03-10" in failed[0].description
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert not materialized & {"cac_forecasts", "budget_allocations", "pushed_budgets"}

@@ -1,0 +1,86 @@
+"""The demo and file sources as resources: the verbs every source offers."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from aelp2_assets.resources.sources import ENTITY_COLUMNS, DemoSource, FileSource
+
+
+def _demo(start: str = "2026-01-01") -> DemoSource:
+    return DemoSource(
+        seed=3,
+        creatives=9,
+        start_date=start,
+        daily_budget=30000,
+        currency="USD",
+        timezone="America/Los_Angeles",
+    )
+
+
+def test_demo_rows_of_a_day_do_not_depend_on_when_they_are_fetched():
+    day = dt.date(2026, 2, 10)
+    alone = _demo().fetch_insights(day, day)
+    within_a_range = [
+        row
+        for row in _demo().fetch_insights(day - dt.timedelta(days=5), day + dt.timedelta(days=5))
+        if row["date_start"] == day.isoformat()
+    ]
+    assert alone == within_a_range
+    assert {row["date_start"] for row in alone} == {"2026-02-10"}
+    assert 8 <= len({row["adset_id"] for row in alone}) <= 12
+
+
+def test_demo_entities_carry_the_account_and_integer_budgets():
+    entities = _demo().fetch_entities(dt.date(2026, 2, 10))
+    assert list(entities.columns) == list(ENTITY_COLUMNS)
+    adsets = entities[(entities["level"] == "adset") & (entities["status"] == "ACTIVE")]
+    assert 8 <= len(adsets) <= 12
+    assert str(adsets["daily_budget"].dtype) == "Int64"
+    assert abs(int(adsets["daily_budget"].sum()) - 3_000_000) <= len(adsets)
+    assert set(entities["account_timezone"]) == {"America/Los_Angeles"}
+    assert set(entities["min_daily_budget"]) == {100}
+
+
+def _file(tmp_path, rows) -> FileSource:
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return FileSource(
+        path=str(path),
+        purchase_action_type="offsite_conversion.fb_pixel_purchase",
+        currency="USD",
+        timezone="America/Los_Angeles",
+    )
+
+
+def _row(day: str, ad: str, adset: str = "20") -> dict:
+    return {"date_start": day, "campaign_id": "10", "adset_id": adset, "ad_id": ad}
+
+
+def test_file_source_days_decision_date_and_entities(tmp_path):
+    source = _file(
+        tmp_path,
+        [_row("2024-03-01", "1"), _row("2024-03-02", "2", "21"), _row("2024-03-04", "3", "21")],
+    )
+    assert [
+        r["ad_id"] for r in source.fetch_insights(dt.date(2024, 3, 2), dt.date(2024, 3, 4))
+    ] == [
+        "2",
+        "3",
+    ]
+    assert source.decision_date(dt.date(2030, 1, 1)) == dt.date(2024, 3, 4)
+    entities = source.fetch_entities(dt.date(2024, 3, 2))
+    levels = entities.groupby("level")["object_id"].apply(sorted).to_dict()
+    assert levels == {"ad": ["1", "2"], "adset": ["20", "21"], "campaign": ["10"]}
+    assert entities["daily_budget"].isna().all()  # an export has no budgets
+
+
+@pytest.mark.parametrize("bad_date", ["2024/03/01", "20240301", "", None, "2024-02-30"])
+def test_file_rows_that_cannot_be_placed_in_a_day_are_refused_naming_the_row(tmp_path, bad_date):
+    source = _file(
+        tmp_path, [_row("2024-03-01", "1"), {**_row("2024-03-01", "2"), "date_start": bad_date}]
+    )
+    with pytest.raises(ValueError, match="data row 2") as error:
+        source.fetch_insights(dt.date(2024, 3, 1), dt.date(2024, 3, 1))
+    assert "nothing was written" in str(error.value)
