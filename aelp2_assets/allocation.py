@@ -46,12 +46,18 @@ earlier decision day, so several ticks on one day do not advance a sunset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from aelp2_assets.posteriors import expected_conversions_per_dollar, sample_conversions_per_dollar
+from aelp2_assets.posteriors import (
+    arm_parameters,
+    expected_conversions_per_dollar,
+    sample_conversions_per_dollar,
+)
 
 STAGES = ("launch", "ramp", "established", "top", "sunset", "inactive")
 ALLOCATION_COLUMNS = (
@@ -109,6 +115,104 @@ class Allocation:
     unallocated_minor: int
     portfolio_cac: float  # the typical live arm's CAC the underperformer rule compared with
     draws: int
+
+
+@dataclass(frozen=True)
+class AllocatorSettings:
+    """What a decision depends on besides the data: the project's settings, as plain values.
+
+    ``alpha_init``/``beta_init`` are THOMPSON_ALPHA_INIT/THOMPSON_BETA_INIT, ``draws`` is
+    MONTE_CARLO_DRAWS, ``budget_minor`` DAILY_BUDGET_CAP in minor units, ``min_budget_minor``
+    the account's minimum daily budget, ``live_window_days`` AELP2_LIVE_WINDOW_DAYS.
+    """
+
+    budget_minor: int
+    min_budget_minor: int = 100
+    alpha_init: float = 1.0
+    beta_init: float = 1.0
+    draws: int = 1000
+    live_window_days: int = 3
+    half_life_days: float = 14.0
+    rules: LifecycleRules = field(default_factory=LifecycleRules)
+
+
+def allocate_from_history(
+    history: pd.DataFrame,
+    decision_date: dt.date,
+    settings: AllocatorSettings,
+    rng: np.random.Generator,
+    *,
+    current_budgets: pd.DataFrame | None = None,
+    previous_decisions: pd.DataFrame | None = None,
+    new_arms: Sequence[str] = (),
+) -> Allocation:
+    """One budget decision from a table of daily history: what the ``budget_allocations``
+    asset runs, callable from a notebook or a simulator.
+
+    ``history``: one row per day x ad set (x placement, any grain finer than the day) with
+    date, adset_id, channel, spend (major units), clicks, conversions and optionally
+    impressions (``validated_meta_metrics`` has them all). ``current_budgets``: optional
+    arm_id, previous_budget_minor (the ad sets' budgets now). ``previous_decisions``: optional
+    earlier rows of ``budget_allocation_history`` (decision_date, arm_id, stage, sunset_day,
+    share), which the lifecycle rules continue from. ``new_arms``: ad sets launched but not
+    yet delivering; each enters at the launch share on its prior. ``rng``: a seeded
+    generator; the same inputs and seed give the same budgets. Returns the ``Allocation``
+    (budgets in ``table.budget_minor``: integer minor units, at most
+    ``settings.budget_minor`` in all).
+    """
+    arms = arm_parameters(
+        history,
+        decision_date,
+        alpha_init=settings.alpha_init,
+        beta_init=settings.beta_init,
+        half_life_days=settings.half_life_days,
+        live_window_days=settings.live_window_days,
+        new_arms=new_arms,
+    )
+    arms = arms_for_allocation(arms, decision_date, current_budgets, previous_decisions)
+    return allocate_budget(
+        arms,
+        budget_minor=settings.budget_minor,
+        min_budget_minor=settings.min_budget_minor,
+        rng=rng,
+        draws=settings.draws,
+        rules=settings.rules,
+    )
+
+
+def arms_for_allocation(
+    posteriors: pd.DataFrame,
+    decision_date: dt.date,
+    current_budgets: pd.DataFrame | None = None,
+    previous_decisions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The allocator's input: each arm's posterior ("all" rows), its current budget, and the
+    stage it was in at the latest decision before ``decision_date`` (sunset counts decision
+    days, not ticks)."""
+    decision = pd.Timestamp(decision_date)
+    arms = posteriors[posteriors["placement"] == "all"]
+    if current_budgets is not None and len(current_budgets):
+        arms = arms.merge(
+            current_budgets[["arm_id", "previous_budget_minor"]], on="arm_id", how="left"
+        )
+    previous = pd.DataFrame(
+        columns=["arm_id", "previous_stage", "previous_sunset_day", "previous_share"]
+    )
+    if previous_decisions is not None and len(previous_decisions):
+        dates = pd.to_datetime(previous_decisions["decision_date"])
+        earlier = previous_decisions[dates < decision]
+        if len(earlier):
+            latest = earlier[
+                pd.to_datetime(earlier["decision_date"]) == dates[dates < decision].max()
+            ]
+            previous = latest.rename(
+                columns={
+                    "stage": "previous_stage",
+                    "sunset_day": "previous_sunset_day",
+                    "share": "previous_share",
+                }
+            )[previous.columns]
+    return arms.merge(previous, on="arm_id", how="left")
 
 
 def allocate_budget(

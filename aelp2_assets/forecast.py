@@ -118,6 +118,21 @@ def forecast_cac(
     return ForecastResult(table=table, draws_used=draws, converged=converged)
 
 
+def conversion_draws(
+    posteriors: pd.DataFrame,
+    daily_spend: Mapping[str, float],
+    *,
+    horizon_days: int,
+    draws: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``draws`` simulated futures of the portfolio's total daily conversions, shape
+    ``(draws, horizon_days)``: the same simulation ``forecast_cac`` summarises, for scoring a
+    forecast against what happened (CRPS needs the draws, not only the bands)."""
+    portfolio = _portfolio(posteriors, daily_spend)
+    return _simulate(portfolio, rng, draws, horizon_days).sum(axis=2)
+
+
 def _portfolio(posteriors: pd.DataFrame, daily_spend: Mapping[str, float]) -> _Portfolio:
     """Components, their spend and their (arm, channel) from the posterior table."""
     all_rows = posteriors[posteriors["placement"] == ALL]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,20 +115,13 @@ def fit_posteriors(
       nothing in the window (equal shares when it never spent).
     """
     _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, draws)
-    missing = [column for column in _NEEDED if column not in history.columns]
-    if missing:
-        raise ValueError(f"history lacks the columns {missing}")
-
-    frame = _prepared(history, decision_date, half_life_days)
+    frame = _checked_frame(history, decision_date, half_life_days)
     if frame.empty:
         return _empty_table()
 
     decision = pd.Timestamp(decision_date)
     pooled = _clicks_per_dollar(frame["w_spend"].sum(), frame["w_clicks"].sum())
-    arms = _aggregate(frame, ["arm_id"], decision, live_window_days)
-    arms.insert(1, "placement", ALL)
-    _attach_parameters(arms, np.full(len(arms), pooled), alpha_init, beta_init)
-    arms["channel_spend_share"] = 1.0
+    arms = _arm_rows(frame, decision, pooled, alpha_init, beta_init, live_window_days)
 
     samples = sample_conversions_per_dollar(arms, rng, draws)
     _attach_cac_quantiles(arms, samples)
@@ -147,6 +141,81 @@ def fit_posteriors(
     table["rank"] = table["placement"].map(rank).fillna(len(rank))
     table = table.sort_values(["arm_id", "rank", "placement"], kind="stable")
     return table.loc[:, list(POSTERIOR_COLUMNS)].reset_index(drop=True)
+
+
+def arm_parameters(
+    history: pd.DataFrame,
+    decision_date: dt.date,
+    *,
+    alpha_init: float,
+    beta_init: float,
+    half_life_days: float = 14.0,
+    live_window_days: int = 3,
+    new_arms: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The "all" rows of ``fit_posteriors`` without the sampled columns (no generator needed).
+
+    Everything the allocator reads: arm_id, placement ('all'), the Gamma parameters,
+    expected_cac, volumes, delivery dates, age_days and is_live. ``fit_posteriors`` adds the
+    CAC quantiles, P(best) and the placement rows to exactly these parameters. ``new_arms``
+    are ad sets launched but without delivery in ``history``: each gets a row of the prior
+    alone, live, aged 0 (it launches on the decision date).
+    """
+    _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, 1)
+    frame = _checked_frame(history, decision_date, half_life_days)
+    columns = [c for c in POSTERIOR_COLUMNS if c not in ("cac_p10", "cac_p50", "cac_p90", "p_best")]
+    known = set(frame["arm_id"])
+    fresh = [arm for arm in dict.fromkeys(new_arms) if arm not in known]
+    if fresh:
+        # A zero row per new arm makes it a group of the aggregation, with no data.
+        zeros = pd.DataFrame(
+            {
+                "arm_id": fresh,
+                "channel": "other",
+                "date": pd.Timestamp(decision_date),
+                "age": 0,
+                **{c: 0.0 for c in ("spend", "clicks", "conversions", "impressions")},
+                **{f"w_{c}": 0.0 for c in ("spend", "clicks", "conversions")},
+            }
+        )
+        frame = pd.concat([frame, zeros], ignore_index=True) if len(frame) else zeros
+    if frame.empty:
+        return _empty_table().loc[:, columns]
+    pooled = _clicks_per_dollar(frame["w_spend"].sum(), frame["w_clicks"].sum())
+    arms = _arm_rows(
+        frame, pd.Timestamp(decision_date), pooled, alpha_init, beta_init, live_window_days
+    )
+    is_new = arms["arm_id"].isin(fresh).to_numpy()
+    arms.loc[is_new, "is_live"] = True
+    arms.loc[is_new, "age_days"] = 0
+    arms["age_days"] = arms["age_days"].astype("Int64")
+    return arms.loc[:, columns].reset_index(drop=True)
+
+
+def _checked_frame(
+    history: pd.DataFrame, decision_date: dt.date, half_life_days: float
+) -> pd.DataFrame:
+    """The prepared rows of ``history``, after checking it has the columns the model reads."""
+    missing = [column for column in _NEEDED if column not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks the columns {missing}")
+    return _prepared(history, decision_date, half_life_days)
+
+
+def _arm_rows(
+    frame: pd.DataFrame,
+    decision: pd.Timestamp,
+    pooled: float,
+    alpha_init: float,
+    beta_init: float,
+    live_window_days: int,
+) -> pd.DataFrame:
+    """One "all" row per arm: totals, liveness and the posterior parameters."""
+    arms = _aggregate(frame, ["arm_id"], decision, live_window_days)
+    arms.insert(1, "placement", ALL)
+    _attach_parameters(arms, np.full(len(arms), pooled), alpha_init, beta_init)
+    arms["channel_spend_share"] = 1.0
+    return arms
 
 
 def sample_conversions_per_dollar(

@@ -35,7 +35,9 @@ The model, for arm ``c`` on placement ``p`` on day ``d``:
   (``AOV`` = 60 US dollars).
 - **Creatives come and go.** ``n_creatives`` creatives start, worn uniformly along their
   lives so the account is in steady state from day one (their wear before the first day is
-  not in the rows). Each morning fatigued creatives are paused, ``Poisson(launch_rate)`` new
+  not in the rows). Each morning fatigued creatives are paused, and so are creatives a policy
+  has given no budget for ``PAUSE_AFTER_ZERO_DAYS`` (3) days in a row (the team pauses what
+  the allocator phased out, freeing its slot), ``Poisson(launch_rate)`` new
   ones launch while fewer than 12 are live, and more launch whenever fewer than 8 remain.
 
 All randomness comes from generators derived from ``seed``: creative ``k``'s parameters from
@@ -53,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from aelp2_assets.money import minor_unit_offset, to_major_units, to_minor_units
-from aelp2_assets.placements import PLACEMENT_PROFILES, PlacementProfile
+from aelp2_assets.placements import PLACEMENT_PROFILES, PlacementProfile, channel_of
 
 PURCHASE_ALIASES = ("offsite_conversion.fb_pixel_purchase", "purchase", "omni_purchase")
 DEFAULT_ACCOUNT_ID = "100000000000001"
@@ -75,6 +77,7 @@ CVR_SIGMA = 0.35
 HALF_LIFE_DAYS = 40.0
 HALF_LIFE_SIGMA = 0.30
 RETIRE_AT_FATIGUE = 0.5
+PAUSE_AFTER_ZERO_DAYS = 3
 DISPERSION_SHAPE = 20.0
 UNDER_DELIVERY = 0.03
 AVERAGE_ORDER_VALUE_USD = 60.0
@@ -109,6 +112,7 @@ class _Creative:
     retire_day: int | None = None
     first_delivery_day: int | None = None
     last_budget: float = 0.0
+    zero_budget_days: int = 0
     wear_at_open: list[float] = field(default_factory=list)
     shocks: list[tuple[int, float]] = field(default_factory=list)
 
@@ -267,7 +271,8 @@ class Simulator:
                 self._launch(0, initial=True)
         else:
             for creative in self._live(day):
-                if self._fatigue(creative, creative.wear) <= RETIRE_AT_FATIGUE:
+                worn = self._fatigue(creative, creative.wear) <= RETIRE_AT_FATIGUE
+                if worn or creative.zero_budget_days >= PAUSE_AFTER_ZERO_DAYS:
                     creative.retire_day = day
             live = len(self._live(day))
             arrivals = int(_stream(self.seed, _LIFECYCLE_STREAM, day).poisson(self.launch_rate))
@@ -408,6 +413,8 @@ class Simulator:
         live = self._live(index)
         for creative in live:
             creative.last_budget = float(budgets.get(creative.adset_id, 0.0))
+            funded = creative.last_budget > 0
+            creative.zero_budget_days = 0 if funded else creative.zero_budget_days + 1
         rows = self._deliver(index, day, live)
         self._stepped = index + 1
         return rows
@@ -659,3 +666,28 @@ def simulate_history(
     if pending:
         raise ValueError(f"shocked ad sets never launched by {end}: {[s[0] for s in pending]}")
     return SimulatedHistory(rows, simulator.entities(), budgets, simulator)
+
+
+def history_frame(rows: Sequence[dict], action_type: str = PURCHASE_ALIASES[0]) -> pd.DataFrame:
+    """Insights rows as the typed daily history the model reads (a subset of
+    ``validated_meta_metrics``): date, adset_id, channel, spend, impressions, clicks,
+    conversions (the one ``action_type``), for driving the allocator from the simulator
+    without the warehouse. Validation is skipped: the simulator's rows are well formed."""
+
+    def conversions(row: dict) -> int:
+        for action in row.get("actions", ()):
+            if action["action_type"] == action_type:
+                return int(action["value"])
+        return 0
+
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime([row["date_start"] for row in rows]),
+            "adset_id": [row["adset_id"] for row in rows],
+            "channel": [channel_of(row["platform_position"]) for row in rows],
+            "spend": np.array([float(row["spend"]) for row in rows]),
+            "impressions": np.array([int(row["impressions"]) for row in rows], dtype=np.int64),
+            "clicks": np.array([int(row["clicks"]) for row in rows], dtype=np.int64),
+            "conversions": np.array([conversions(row) for row in rows], dtype=np.int64),
+        }
+    )

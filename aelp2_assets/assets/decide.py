@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from aelp2_assets.allocation import allocate_budget
+from aelp2_assets.allocation import allocate_budget, arms_for_allocation
 from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.assets.model import decision_date_of, decision_seed
 from aelp2_assets.money import to_major_units
@@ -12,34 +12,6 @@ from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
 HISTORY_TABLE = "budget_allocation_history"
-
-
-def arms_for_allocation(
-    posteriors: pd.DataFrame, entities: pd.DataFrame, history: pd.DataFrame
-) -> pd.DataFrame:
-    """The allocator's input: each arm's posterior, its current budget, and the stage it was
-    in at the latest earlier decision (sunset counts decision days, not ticks)."""
-    decision = pd.Timestamp(decision_date_of(posteriors))
-    arms = posteriors[posteriors["placement"] == "all"]
-    budgets = entities.loc[entities["level"] == "adset", ["object_id", "daily_budget"]].rename(
-        columns={"object_id": "arm_id", "daily_budget": "previous_budget_minor"}
-    )
-    arms = arms.merge(budgets, on="arm_id", how="left")
-    previous = pd.DataFrame(
-        columns=["arm_id", "previous_stage", "previous_sunset_day", "previous_share"]
-    )
-    if len(history):
-        earlier = history[pd.to_datetime(history["decision_date"]) < decision]
-        if len(earlier):
-            latest = earlier[earlier["decision_date"] == earlier["decision_date"].max()]
-            previous = latest.rename(
-                columns={
-                    "stage": "previous_stage",
-                    "sunset_day": "previous_sunset_day",
-                    "share": "previous_share",
-                }
-            )[previous.columns]
-    return arms.merge(previous, on="arm_id", how="left")
 
 
 @dg.asset(
@@ -60,7 +32,10 @@ def budget_allocations(
     ``budget_allocation_history`` (for the lifecycle and for off-policy evaluation)."""
     decision = decision_date_of(creative_posteriors)
     history = warehouse.read(HISTORY_TABLE)
-    arms = arms_for_allocation(creative_posteriors, meta_ad_entities, history)
+    budgets = meta_ad_entities.loc[
+        meta_ad_entities["level"] == "adset", ["object_id", "daily_budget"]
+    ].rename(columns={"object_id": "arm_id", "daily_budget": "previous_budget_minor"})
+    arms = arms_for_allocation(creative_posteriors, decision, budgets, history)
     minimum = int(meta_ad_entities["min_daily_budget"].dropna().max())
     seed = decision_seed(decision, settings, "allocation")
     allocation = allocate_budget(
