@@ -134,6 +134,10 @@ class AllocatorSettings:
     live_window_days: int = 3
     half_life_days: float = 14.0
     rules: LifecycleRules = field(default_factory=LifecycleRules)
+    # Options measured by benchmarks/decision_quality.py and off by default: in the simulator
+    # they did not lower CAC (README, "Decision quality").
+    pooling: bool = False  # empirical-Bayes conversion-rate prior shared by the arms
+    fatigue: bool = False  # old spend restated at each arm's current wear
 
 
 def allocate_from_history(
@@ -168,6 +172,8 @@ def allocate_from_history(
         half_life_days=settings.half_life_days,
         live_window_days=settings.live_window_days,
         new_arms=new_arms,
+        pooling=settings.pooling,
+        fatigue=settings.fatigue,
     )
     arms = arms_for_allocation(arms, decision_date, current_budgets, previous_decisions)
     return allocate_budget(

@@ -98,9 +98,10 @@ KS = (3, 5)
 FORECAST_DAYS = tuple(range(10, DAYS, 5))
 FORECAST_DRAWS = 2000
 CAC_HORIZON = 30
+FORECASTS = True
 RULES = LifecycleRules()
 MEAN_DELIVERY = 1 - UNDER_DELIVERY * 2 / 7  # mean of 1 - 0.03 Beta(2, 5)
-POLICIES = ("equal", "oracle", "oracle_free", "beta_cvr", "ours")
+POLICIES = ["equal", "oracle", "oracle_free", "beta_cvr", "ours_pooled", "ours"]
 
 
 @dataclass
@@ -202,13 +203,20 @@ def _decision_rng(view: Day, salt: int) -> np.random.Generator:
 
 
 OURS = AllocatorSettings(budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR)
+# Candidates measured beside ours: pooling and wear adjustment on; a 20% top cap.
+OURS_POOLED = AllocatorSettings(
+    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, pooling=True, fatigue=True
+)
+OURS_CAP20 = AllocatorSettings(
+    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, rules=LifecycleRules(top_max_share=0.2)
+)
 
 
-def ours_policy(view: Day) -> Decision:
+def ours_policy(view: Day, settings: AllocatorSettings = OURS) -> Decision:
     allocation = allocate_from_history(
         view.history,
         view.day,
-        OURS,
+        settings,
         _decision_rng(view, 1),
         current_budgets=view.current,
         previous_decisions=view.decisions,
@@ -253,6 +261,8 @@ POLICY_FUNCTIONS: dict[str, Callable[[Day], Decision]] = {
     "oracle_free": oracle_free_policy,
     "beta_cvr": beta_cvr_policy,
     "ours": ours_policy,
+    "ours_pooled": lambda view: ours_policy(view, OURS_POOLED),
+    "ours_cap20": lambda view: ours_policy(view, OURS_CAP20),
 }
 
 
@@ -342,7 +352,7 @@ def run_policy(policy: str, seed: int) -> RunResult:
             {"arm_id": list(budgets), "previous_budget_minor": list(budgets.values())}
         )
 
-        if policy == "ours" and index in FORECAST_DAYS:
+        if policy == "ours" and FORECASTS and index in FORECAST_DAYS:
             result.forecasts.append(_forecast(view, budgets, frames))
         if policy == "ours" and index == SHOCK_DAY + SHOCK_WINDOW:
             oracle_now = oracle_split(
@@ -575,6 +585,8 @@ def summarise(results: list[RunResult], seconds: float) -> str:
 
     lines.append("## Forecasts of ours' account (p10-p90 coverage, target 80 +- 5; CRPS)")
     scored = pd.DataFrame([row for r in by["ours"] for row in _score_forecasts(r)])
+    if scored.empty:
+        scored = pd.DataFrame(columns=["metric", "model", "covered", "crps"])
     lines.append("| metric | model | forecasts | coverage | mean CRPS |")
     lines.append("|---|---|---|---|---|")
     labels = {"ours": "ours", "truth": "oracle (true parameters)", "poisson": "trailing-7d Poisson"}
@@ -620,7 +632,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="12 seeds")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--policies", help="comma-separated; equal, oracle, ours always run")
+    parser.add_argument("--no-forecasts", action="store_true", help="skip forecast scoring")
     args = parser.parse_args()
+    global FORECASTS
+    FORECASTS = not args.no_forecasts
+    if args.policies:
+        wanted = ["equal", "oracle", *args.policies.split(","), "ours"]
+        POLICIES[:] = list(dict.fromkeys(p for p in wanted if p in POLICY_FUNCTIONS))
     n = 12 if args.quick else args.seeds
     seeds = range(args.first_seed, args.first_seed + n)
 
