@@ -6,11 +6,12 @@ README lists them all. A bad value fails when definitions load, naming the varia
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from aelp2_assets.money import minor_unit_offset
 
@@ -43,7 +44,28 @@ ENV_VARS = {
     "AELP2_LIVE_WINDOW_DAYS": "live_window_days",
     "AELP2_DEMO_SEED": "demo_seed",
     "AELP2_DEMO_CREATIVES": "demo_creatives",
+    "AELP2_RESTATEMENT_WINDOW_DAYS": "restatement_window_days",
+    "AELP2_FULL_RESTATEMENT_HOUR": "full_restatement_hour",
+    "META_AD_ACCOUNT_ID": "meta_ad_account_id",
+    "META_APP_ID": "meta_app_id",
+    "META_API_VERSION": "meta_api_version",
+    "META_GRAPH_URL": "meta_graph_url",
+    "META_CONNECT_TIMEOUT_SECONDS": "meta_connect_timeout_seconds",
+    "META_READ_TIMEOUT_SECONDS": "meta_read_timeout_seconds",
+    "META_PAGE_LIMIT": "meta_page_limit",
+    "META_MAX_ATTEMPTS": "meta_max_attempts",
+    "META_RETRY_BASE_SECONDS": "meta_retry_base_seconds",
+    "META_RETRY_MAX_WAIT_SECONDS": "meta_retry_max_wait_seconds",
+    "META_USAGE_SLOWDOWN_PCT": "meta_usage_slowdown_pct",
+    "META_USAGE_PAUSE_SECONDS": "meta_usage_pause_seconds",
+    "META_ASYNC_POLL_SECONDS": "meta_async_poll_seconds",
+    "META_ASYNC_MAX_WAIT_SECONDS": "meta_async_max_wait_seconds",
+    "META_ASYNC_MAX_JOBS": "meta_async_max_jobs",
+    "META_TOKEN_EXPIRY_WARNING_DAYS": "meta_token_expiry_warning_days",
 }
+
+# The Graph API version the pinned facebook-business SDK targets (facebook_business/apiconfig.py).
+META_DEFAULT_API_VERSION = "v26.0"
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -127,6 +149,72 @@ class Aelp2Settings(dg.ConfigurableResource):
     demo_creatives: int = Field(
         10, description="AELP2_DEMO_CREATIVES: creatives in the demo account (8-12)."
     )
+    restatement_window_days: int = Field(
+        28,
+        description="AELP2_RESTATEMENT_WINDOW_DAYS: past days re-pulled once a day (Meta restates"
+        " conversions for 28 days).",
+    )
+    full_restatement_hour: int = Field(
+        0,
+        description="AELP2_FULL_RESTATEMENT_HOUR: account-local hour from which the day's first"
+        " tick re-pulls the whole restatement window.",
+    )
+    # The Meta Marketing API source (AELP2_SOURCE=meta). The access token and app secret are
+    # never settings: the resource reads META_ACCESS_TOKEN and META_APP_SECRET through EnvVar.
+    meta_ad_account_id: str = Field(
+        "", description="META_AD_ACCOUNT_ID: the ad account, 'act_<id>' or '<id>' (meta source)."
+    )
+    meta_app_id: str = Field(
+        "",
+        description="META_APP_ID: the app that issued the token; when set, META_APP_SECRET is"
+        " required and every call carries appsecret_proof.",
+    )
+    meta_api_version: str = Field(
+        META_DEFAULT_API_VERSION, description="META_API_VERSION: Graph API version, 'vNN.N'."
+    )
+    meta_graph_url: str = Field(
+        "https://graph.facebook.com", description="META_GRAPH_URL: the Graph API's base URL."
+    )
+    meta_connect_timeout_seconds: float = Field(
+        10.0, description="META_CONNECT_TIMEOUT_SECONDS: time to connect to the Graph API."
+    )
+    meta_read_timeout_seconds: float = Field(
+        120.0, description="META_READ_TIMEOUT_SECONDS: time to wait for a Graph API response."
+    )
+    meta_page_limit: int = Field(
+        500, description="META_PAGE_LIMIT: rows per page asked of Meta (25-5000)."
+    )
+    meta_max_attempts: int = Field(
+        6, description="META_MAX_ATTEMPTS: attempts of one call before a transient error fails."
+    )
+    meta_retry_base_seconds: float = Field(
+        2.0, description="META_RETRY_BASE_SECONDS: first backoff; it doubles on each retry."
+    )
+    meta_retry_max_wait_seconds: float = Field(
+        900.0,
+        description="META_RETRY_MAX_WAIT_SECONDS: longest single wait; Meta asking for longer"
+        " fails the run (the next tick tries again).",
+    )
+    meta_usage_slowdown_pct: float = Field(
+        75.0, description="META_USAGE_SLOWDOWN_PCT: usage (% of Meta's limit) to slow down at."
+    )
+    meta_usage_pause_seconds: float = Field(
+        60.0,
+        description="META_USAGE_PAUSE_SECONDS: pause at 100% usage when Meta names no reset time"
+        " (proportionally less above the slowdown threshold).",
+    )
+    meta_async_poll_seconds: float = Field(
+        10.0, description="META_ASYNC_POLL_SECONDS: time between polls of an async report."
+    )
+    meta_async_max_wait_seconds: float = Field(
+        1800.0, description="META_ASYNC_MAX_WAIT_SECONDS: longest wait for one async report."
+    )
+    meta_async_max_jobs: int = Field(
+        3, description="META_ASYNC_MAX_JOBS: async reports created for a range before failing."
+    )
+    meta_token_expiry_warning_days: int = Field(
+        7, description="META_TOKEN_EXPIRY_WARNING_DAYS: warn when the token expires this soon."
+    )
 
     @field_validator("env")
     @classmethod
@@ -198,7 +286,9 @@ class Aelp2Settings(dg.ConfigurableResource):
         dt.date.fromisoformat(value)
         return value
 
-    @field_validator("restatement_days", "max_rejected_rows", "demo_seed")
+    @field_validator(
+        "restatement_days", "max_rejected_rows", "demo_seed", "meta_token_expiry_warning_days"
+    )
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < 0:
@@ -217,6 +307,96 @@ class Aelp2Settings(dg.ConfigurableResource):
     def _portfolio_size(cls, value: int) -> int:
         if not 8 <= value <= 12:
             raise ValueError("must be between 8 and 12")
+        return value
+
+    @field_validator("restatement_window_days")
+    @classmethod
+    def _window_covers_the_recent_days(cls, value: int, info: ValidationInfo) -> int:
+        if value < info.data.get("restatement_days", 0):
+            raise ValueError("must be at least AELP2_RESTATEMENT_DAYS")
+        return value
+
+    @field_validator("full_restatement_hour")
+    @classmethod
+    def _hour_with_a_tick(cls, value: int, info: ValidationInfo) -> int:
+        frequency = info.data.get("update_frequency_hours", 1)
+        if not 0 <= value <= 24 - frequency:
+            raise ValueError(
+                f"must be an hour from 0 to {24 - frequency}, so that a tick of the day falls"
+                " at or after it (UPDATE_FREQUENCY_HOURS)"
+            )
+        return value
+
+    @field_validator("meta_ad_account_id")
+    @classmethod
+    def _ad_account(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(act_)?\d+", value):
+            raise ValueError("must be the ad account id, 'act_<digits>' or '<digits>'")
+        return f"act_{value.removeprefix('act_')}" if value else value
+
+    @field_validator("meta_app_id")
+    @classmethod
+    def _app_id(cls, value: str) -> str:
+        if value and not value.isdigit():
+            raise ValueError("must be the app's numeric id")
+        return value
+
+    @field_validator("meta_api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", value):
+            raise ValueError("must look like 'v26.0'")
+        return value
+
+    @field_validator("meta_graph_url")
+    @classmethod
+    def _graph_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "must be an http(s) URL without query, e.g. https://graph.facebook.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator(
+        "meta_connect_timeout_seconds",
+        "meta_read_timeout_seconds",
+        "meta_retry_base_seconds",
+        "meta_retry_max_wait_seconds",
+        "meta_async_poll_seconds",
+        "meta_async_max_wait_seconds",
+    )
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds greater than 0")
+        return value
+
+    @field_validator("meta_usage_pause_seconds")
+    @classmethod
+    def _seconds_not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("meta_page_limit")
+    @classmethod
+    def _page_limit(cls, value: int) -> int:
+        if not 25 <= value <= 5000:
+            raise ValueError("must be between 25 and 5000")
+        return value
+
+    @field_validator("meta_max_attempts", "meta_async_max_jobs")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if not 1 <= value <= 20:
+            raise ValueError("must be between 1 and 20")
+        return value
+
+    @field_validator("meta_usage_slowdown_pct")
+    @classmethod
+    def _a_percentage(cls, value: float) -> float:
+        if not 0 < value <= 100:
+            raise ValueError("must be a percentage above 0 and at most 100")
         return value
 
     @property
