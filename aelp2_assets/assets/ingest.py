@@ -60,6 +60,7 @@ def build_ingest_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
         returns, so re-running a partition never duplicates a row and absence is not zero.
         """
         start, end = partition_days(context)
+        # The whole pull first, then one merge: a fetch that fails writes nothing.
         rows = insights_source.fetch_insights(start, end)
         frame = raw_frame(rows, dt.datetime.now(dt.UTC))
         outside = frame[
@@ -100,6 +101,13 @@ def meta_ad_entities(
         raise ValueError(
             f"the account reports currency {wrong_currency['account_currency'].iloc[0]!r} but"
             f" AELP2_ACCOUNT_CURRENCY is {settings.account_currency!r}; budgets would be wrong"
+        )
+    wrong_timezone = entities[entities["account_timezone"] != settings.account_timezone]
+    if not wrong_timezone.empty:
+        raise ValueError(
+            f"the account reports time zone {wrong_timezone['account_timezone'].iloc[0]!r} but"
+            f" AELP2_ACCOUNT_TIMEZONE is {settings.account_timezone!r}; partitions would be"
+            " the wrong days"
         )
     context.log.info(f"{len(entities)} objects as of {as_of}")
     context.add_output_metadata(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from aelp2_assets.resources.meta_api import MetaApiSource
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import DemoSource, FileSource
 from aelp2_assets.resources.warehouse import DuckDBIOManager, DuckDBWarehouse
@@ -33,8 +34,15 @@ def _insights_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
             currency=settings.account_currency,
             timezone=settings.account_timezone,
         )
-    # The Meta Marketing API source is its own piece of work (issue 3).
-    raise ValueError("AELP2_SOURCE=meta: the Meta Marketing API source is not built yet")
+    if not settings.meta_ad_account_id:
+        raise ValueError("AELP2_SOURCE=meta needs META_AD_ACCOUNT_ID, the ad account to read")
+    # The secrets stay environment variables, resolved when a run starts: never settings,
+    # never read here. Without META_APP_ID the token is used alone (no appsecret_proof).
+    return MetaApiSource.from_settings(
+        settings,
+        access_token=dg.EnvVar("META_ACCESS_TOKEN"),
+        app_secret=dg.EnvVar("META_APP_SECRET") if settings.meta_app_id else None,
+    )
 
 
 def resources_for(settings: Aelp2Settings) -> dict[str, object]:

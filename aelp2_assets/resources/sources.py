@@ -7,7 +7,8 @@ one row per day and placement, numbers as strings, ``actions`` possibly missing)
 - ``fetch_entities()``: the account's campaigns, ad sets and ads with their budgets;
 - ``decision_date(today)``: the day the model decides for.
 
-The Meta Marketing API source will be a third class with the same verbs.
+The Meta Marketing API source (``meta_api.MetaApiSource``) is a third class with the same
+verbs.
 """
 
 import datetime as dt
@@ -36,7 +37,11 @@ ENTITY_COLUMNS = (
 )
 
 
-def _with_account(entities: pd.DataFrame, currency: str, timezone: str, minimum: int):
+def with_account(
+    entities: pd.DataFrame, currency: str, timezone: str, minimum: object
+) -> pd.DataFrame:
+    """``entities`` with the account's currency, time zone and minimum daily budget on every
+    row, budgets as nullable integers, in ``ENTITY_COLUMNS`` order."""
     frame = entities.assign(
         account_currency=currency, account_timezone=timezone, min_daily_budget=minimum
     )
@@ -105,7 +110,7 @@ class DemoSource(InsightsSource):
     def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
         """The simulated account's objects and budgets on ``as_of``."""
         entities = self._history(as_of).entities.drop(columns="first_delivery_date")
-        return _with_account(entities, self.currency, self.timezone, self.min_daily_budget)
+        return with_account(entities, self.currency, self.timezone, self.min_daily_budget)
 
     def decision_date(self, today: dt.date) -> dt.date:
         """The account's today."""
@@ -173,7 +178,7 @@ class FileSource(InsightsSource):
         entities = pd.concat(frames, ignore_index=True)
         entities[["status", "creative_id"]] = None
         entities[["daily_budget", "lifetime_budget"]] = pd.NA
-        return _with_account(entities, self.currency, self.timezone, self.min_daily_budget)
+        return with_account(entities, self.currency, self.timezone, self.min_daily_budget)
 
     def decision_date(self, today: dt.date) -> dt.date:
         """The last day in the file."""
