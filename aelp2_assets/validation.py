@@ -230,6 +230,7 @@ def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> Validat
     text = text.loc[~duplicate]
 
     problems = _key_conflicts(text, frame["row_number"])
+    problems += _mixed_grains(text)
     work, action_problems = _with_conversion_text(text, conversion_action_type)
     problems += action_problems
     parsed, parse_problems = _parse(work, conversion_action_type)
@@ -271,6 +272,26 @@ def _key_conflicts(text: pd.DataFrame, row_numbers: pd.Series) -> list[_Problem]
         value = " / ".join(key_values)
         problems += [_Problem(position, "key", value, reason) for position in group.index]
     return problems
+
+
+def _mixed_grains(text: pd.DataFrame) -> list[_Problem]:
+    """Rows of one ad and day both with and without a placement breakdown: every one of them.
+
+    They overlap (the unbroken-down row is the sum of the others), so keeping both would count
+    the day twice; it happens when an export of another grain is loaded over an earlier one.
+    """
+    keyed = text.dropna(subset=["date_start", "ad_id"])
+    unknown = keyed[list(tables.PLACEMENT_KEY)].eq("unknown").all(axis="columns")
+    grains = unknown.groupby([keyed["date_start"], keyed["ad_id"]]).transform("nunique")
+    mixed = keyed.loc[grains > 1]
+    reason = (
+        "this ad and day has rows both with and without a placement breakdown; they overlap,"
+        " so the day would count twice (was an export of another grain loaded over this one?)"
+    )
+    return [
+        _Problem(position, "publisher_platform", row["publisher_platform"], reason)
+        for position, row in mixed.iterrows()
+    ]
 
 
 def _with_conversion_text(

@@ -554,3 +554,27 @@ def test_real_response_counts_each_purchase_once() -> None:
     assert result.rejects.empty
     assert result.valid["conversions"].sum() == pixel_purchases
     assert 0 < pixel_purchases < purchase_aliases
+
+
+def test_rows_with_and_without_placement_breakdown_for_one_ad_and_day_are_all_rejected() -> None:
+    whole_day = raw_row(
+        row_number=1,
+        ad_id="a1",
+        publisher_platform="unknown",
+        platform_position="unknown",
+        impression_device="unknown",
+    )
+    feed = raw_row(row_number=2, ad_id="a1")
+    other_ad = raw_row(
+        row_number=3,
+        ad_id="999",
+        publisher_platform="unknown",
+        platform_position="unknown",
+        impression_device="unknown",
+    )
+    result = validate_insights(raw_frame([whole_day, feed, other_ad]), PURCHASE)
+    rejected = result.rejects.drop_duplicates("row_number")
+    assert sorted(rejected["row_number"]) == [1, 2]
+    assert set(rejected["field"]) == {"publisher_platform"}
+    assert "placement breakdown" in rejected["reason"].iloc[0]
+    assert list(result.valid["ad_id"]) == ["999"]
