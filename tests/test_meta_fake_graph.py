@@ -985,3 +985,17 @@ def test_meta_usage_headers_are_read_whatever_their_case(shared_data):
     )
     assert (every.percent, every.header) == (28, "x-app-usage")
     assert meta_api.read_usage({"x-app-usage": "not json"}) == meta_api.Usage()
+
+
+@pytest.mark.parametrize(
+    ("value", "minor"),
+    [("2000", 2000), (2000, 2000), ("0", None), (None, None), ("", None), (100.0, 100)],
+)
+def test_meta_budgets_are_integer_minor_units(value, minor):
+    assert meta_api.minor_units(value, "daily_budget") == minor
+
+
+@pytest.mark.parametrize("value", ["20.50", "-100", "lots"])
+def test_meta_a_budget_that_is_not_whole_minor_units_is_refused(value):
+    with pytest.raises(meta_api.MetaApiError, match="daily_budget"):
+        meta_api.minor_units(value, "daily_budget")

@@ -28,6 +28,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 
 import dagster as dg
@@ -640,6 +641,9 @@ class MetaGraphClient:
             )
             return None
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        if not data:
+            _log().warning(f"{what}: Meta did not say when the access token expires")
+            return None
         if data.get("is_valid") is False:
             raise MetaTokenError(
                 "checking the access token: Meta says it is not valid. It must be re-issued:"
@@ -850,12 +854,14 @@ def _report_problem(status: Mapping[str, Any]) -> str:
 def minor_units(value: Any, field: str) -> int | None:
     """A budget as Meta states it (a string of minor units) as an integer; ``None`` when unset.
     Meta reports an unset budget as "0" (an ad set on a daily budget has lifetime_budget "0")."""
-    if value is None or str(value).strip() in ("", "0"):
-        return None
-    text = str(value).strip()
-    if not text.isdigit():
+    text = "" if value is None else str(value).strip()
+    try:
+        amount = Decimal(text) if text else Decimal(0)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
         raise MetaApiError(f"{field} {text!r} is not a whole number of minor units")
-    return int(text)
+    return int(amount) or None
 
 
 def _entity(level: str, raw: dict, **ids: Any) -> dict:
@@ -975,6 +981,10 @@ class MetaApiSource(InsightsSource):
             currency=settings.account_currency,
             timezone=settings.account_timezone,
         )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A fresh client for each run, so each run checks the token and the account again."""
+        self._client = None
 
     def client(self) -> MetaGraphClient:
         """The client, built at first use: the token's expiry is checked (a warning when it is
