@@ -550,6 +550,13 @@ def unreconciled_totals(
 # --- reporting -------------------------------------------------------------------------------
 
 
+def rejected_row_count(rejects: pd.DataFrame) -> int:
+    """How many raw rows the rejects name (a row with two problems counts once)."""
+    if rejects.empty:
+        return 0
+    return len(rejects.drop_duplicates(["date", "pulled_at", "row_number"]))
+
+
 def reject_summary(rejects: pd.DataFrame, limit: int = 20) -> str:
     """The first ``limit`` rejects as a markdown table, for check metadata and error messages."""
     if rejects.empty:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from aelp2_assets.cli import run_main_job
+from aelp2_assets.definitions import build_definitions
 from aelp2_assets.kaggle_export import convert_kaggle_ad_export
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
@@ -142,6 +143,19 @@ def test_bad_rows_fail_the_blocking_check_and_nothing_downstream_runs(tmp_path):
         bad[8 - 2]["clicks"] = "900"  # clicks above 800 impressions on the first bad row too
         _write(export, bad)
         result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance)
+        # an engineer then materializes the model and the push by hand, in a run of their own
+        by_hand = (
+            build_definitions(settings)
+            .resolve_job_def("main_job")
+            .execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                asset_selection=[
+                    dg.AssetKey(name)
+                    for name in ("creative_posteriors", "budget_allocations", "pushed_budgets")
+                ],
+            )
+        )
 
     assert not result.success
     failed = {c.check_name: c for c in result.get_asset_check_evaluations() if not c.passed}
@@ -160,6 +174,9 @@ def test_bad_rows_fail_the_blocking_check_and_nothing_downstream_runs(tmp_path):
 
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert not materialized & {"creative_posteriors", "budget_allocations", "pushed_budgets"}
+    assert not by_hand.success
+    refusal = next(e for e in by_hand.all_events if e.is_step_failure)
+    assert "3 rejected rows in the history window" in str(refusal.step_failure_data.error)
     pd.testing.assert_frame_equal(warehouse.read("budget_allocations"), last_good)
     assert len(warehouse.read("pushed_budgets")) == audit_rows
     # the rejected rows are not in the validated table and the good rows of their days are;
@@ -210,3 +227,28 @@ def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
     assert "latest validated day 2024-03-05, decision date 2024-03-10" in failed[0].description
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert not materialized & {"cac_forecasts", "budget_allocations", "pushed_budgets"}
+
+
+def test_no_conversion_of_the_configured_type_blocks_the_allocation(tmp_path):
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row(f"2024-03-0{day}", ad) for day in (1, 2, 3) for ad in (1, 2)])
+    settings = Aelp2Settings.from_env(
+        {
+            "AELP2_SOURCE": "file",
+            "AELP2_SOURCE_FILE": str(export),
+            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            "AELP2_PARTITION_START_DATE": "2024-03-01",
+            # an alias the export does not use: every row counts zero conversions
+            "AELP2_CONVERSION_ACTION_TYPE": "purchase",
+        }
+    )
+    with dg.instance_for_test() as instance:
+        result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance)
+    assert not result.success
+    failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["conversions_observed"]
+    assert "0 conversions of AELP2_CONVERSION_ACTION_TYPE='purchase' on 600.00 spend" in (
+        failed[0].description
+    )
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert "budget_allocations" not in materialized

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 
 from aelp2_assets.assets.metadata import markdown_preview, png_markdown
+from aelp2_assets.assets.validate import REJECTS_TABLE
 from aelp2_assets.forecast import fan_chart_png, forecast_cac
 from aelp2_assets.money import to_major_units
 from aelp2_assets.posteriors import fit_posteriors
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.validation import reject_summary, rejected_row_count
 
 # Settings that say where data lives, not how the model decides: they do not change the seed.
 _WHERE_NOT_HOW = {"env", "source", "warehouse", "duckdb_path", "source_file", "dataset"}
@@ -32,6 +34,29 @@ def decision_date_of(frame: pd.DataFrame) -> dt.date:
     return pd.Timestamp(frame["decision_date"].iloc[0]).date()
 
 
+def refuse_rejected_history(
+    warehouse: DuckDBWarehouse, settings: Aelp2Settings, decision: dt.date
+) -> None:
+    """Fail, writing nothing, when the history window holds more rejected rows than tolerated.
+
+    The blocking checks stop a scheduled run; this also stops a run launched by hand later, so
+    a model is never fitted on days whose bad rows were left out.
+    """
+    rejects = warehouse.read(
+        REJECTS_TABLE, "date", decision - dt.timedelta(days=settings.history_days), decision
+    )
+    rejected = rejected_row_count(rejects)
+    if rejected > settings.max_rejected_rows:
+        raise dg.Failure(
+            description=(
+                f"{rejected} rejected rows in the history window (tolerance"
+                f" {settings.max_rejected_rows}): fix the source and re-materialize"
+                f" validated_meta_metrics for {sorted(set(rejects['date'].astype(str)))}"
+            ),
+            metadata={"rejects": dg.MetadataValue.md(reject_summary(rejects))},
+        )
+
+
 @dg.asset(
     deps=["validated_meta_metrics"],
     check_specs=[
@@ -40,7 +65,13 @@ def decision_date_of(frame: pd.DataFrame) -> dt.date:
             asset="creative_posteriors",
             blocking=True,
             description="Validated data reaches the day before the decision date or later.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "conversions_observed",
+            asset="creative_posteriors",
+            blocking=True,
+            description="The history holds conversions of the configured action type.",
+        ),
     ],
     group_name="model",
     kinds={"python", "numpy"},
@@ -62,6 +93,7 @@ def creative_posteriors(
         decision - dt.timedelta(days=settings.history_days),
         decision,
     )
+    refuse_rejected_history(warehouse, settings, decision)
     seed = decision_seed(decision, settings, "posteriors")
     context.log.info(f"decision date {decision}; {len(history)} validated rows; seed {seed}")
     posteriors = fit_posteriors(
@@ -93,6 +125,17 @@ def creative_posteriors(
         passed=latest is not None and latest >= decision - dt.timedelta(days=1),
         description=f"latest validated day {latest}, decision date {decision}",
         metadata={"latest_day": str(latest), "decision_date": str(decision)},
+    )
+    conversions, spend = int(history["conversions"].sum()), float(history["spend"].sum())
+    yield dg.AssetCheckResult(
+        check_name="conversions_observed",
+        passed=conversions > 0 or spend == 0,
+        description=(
+            f"{conversions} conversions of AELP2_CONVERSION_ACTION_TYPE="
+            f"{settings.conversion_action_type!r} on {spend:,.2f} spend in the history"
+            + ("" if conversions > 0 or spend == 0 else ": is the action type right?")
+        ),
+        metadata={"conversions": conversions, "spend": spend},
     )
 
 

@@ -14,6 +14,7 @@ from aelp2_assets.validation import (
     duplicate_keys,
     negative_spend,
     reject_summary,
+    rejected_row_count,
     unreconciled_totals,
     validate_insights,
 )
@@ -79,7 +80,7 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]))
         warehouse.replace(REJECTS_TABLE, rejects, "date", list(pd.date_range(start, end)))
 
-        rejected = result.rejects["row_number"].nunique()
+        rejected = rejected_row_count(result.rejects)
         context.log.info(
             f"{start}..{end}: {len(raw)} raw rows -> {len(result.valid)} valid,"
             f" {rejected} rejected into {REJECTS_TABLE}"
