@@ -57,6 +57,9 @@ def test_values_are_read_from_their_variables():
         ("MONTE_CARLO_DRAWS", "10"),
         ("THOMPSON_ALPHA_INIT", "0"),
         ("DAILY_BUDGET_CAP", "-5"),
+        ("DAILY_BUDGET_CAP", "inf"),
+        ("DAILY_BUDGET_CAP", "0.001"),
+        ("BIGQUERY_DATASET", "bad;name"),
         ("CONVERGENCE_THRESHOLD", "1.5"),
         ("UPDATE_FREQUENCY_HOURS", "5"),
         ("META_PLACEMENT_TRACKING", "maybe"),
@@ -97,7 +100,7 @@ def test_switch_picks_the_source(tmp_path):
     ("environment", "message"),
     [
         ({"AELP2_SOURCE": "file"}, "AELP2_SOURCE_FILE"),
-        ({"AELP2_SOURCE": "meta"}, "Meta Marketing API source is not built yet"),
+        ({"AELP2_SOURCE": "meta"}, "AELP2_SOURCE=meta needs META_AD_ACCOUNT_ID"),
         ({"AELP2_ENV": "prod"}, "BigQuery warehouse is not built yet"),
     ],
 )

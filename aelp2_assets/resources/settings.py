@@ -5,13 +5,14 @@ README lists them all. A bad value fails when definitions load, naming the varia
 """
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from aelp2_assets.money import minor_unit_offset
 
@@ -247,9 +248,26 @@ class Aelp2Settings(dg.ConfigurableResource):
     @field_validator("thompson_alpha_init", "thompson_beta_init", "daily_budget_cap")
     @classmethod
     def _positive(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be greater than 0")
+        if not 0 < value < math.inf:
+            raise ValueError("must be a finite number greater than 0")
         return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, value: str) -> str:
+        # BigQuery's rule for dataset names; DuckDB takes the same name as a schema
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,1024}", value):
+            raise ValueError("must be letters, digits and underscores only")
+        return value
+
+    @model_validator(mode="after")
+    def _cap_of_at_least_a_minor_unit(self) -> "Aelp2Settings":
+        if self.daily_budget_cap_minor < 1:
+            raise ValueError(
+                f"DAILY_BUDGET_CAP='{self.daily_budget_cap:g}': less than one minor unit of"
+                f" {self.account_currency}"
+            )
+        return self
 
     @field_validator("convergence_threshold")
     @classmethod
@@ -438,9 +456,14 @@ class Aelp2Settings(dg.ConfigurableResource):
             return cls(**values)
         except ValidationError as error:
             field_to_variable = {field: variable for variable, field in ENV_VARS.items()}
-            problems = "; ".join(
-                f"{field_to_variable.get(str(e['loc'][0]), e['loc'][0])}="
-                f"{values.get(str(e['loc'][0]))!r}: {e['msg']}"
-                for e in error.errors()
-            )
+
+            def described(problem: dict) -> str:
+                if not problem["loc"]:  # a rule across settings names them in its message
+                    return problem["msg"].removeprefix("Value error, ")
+                field = str(problem["loc"][0])
+                return (
+                    f"{field_to_variable.get(field, field)}={values.get(field)!r}: {problem['msg']}"
+                )
+
+            problems = "; ".join(described(problem) for problem in error.errors())
             raise ValueError(f"bad setting: {problems}") from None
