@@ -12,11 +12,11 @@ import sys
 import time
 
 import dagster as dg
-import duckdb
 
 from aelp2_assets.definitions import MAIN_JOB, build_definitions
-from aelp2_assets.money import to_major_units
+from aelp2_assets.money import format_minor
 from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
 
 def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
@@ -25,7 +25,19 @@ def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
     source = defs.resources["insights_source"]
     end = source.decision_date(settings.account_today())
     first_partition = dt.date.fromisoformat(settings.partition_start_date)
+    if end < first_partition:
+        raise SystemExit(
+            f"the decision date {end} is before AELP2_PARTITION_START_DATE="
+            f"{settings.partition_start_date}: there is no partition to run"
+        )
     return max(end - dt.timedelta(days=days - 1), first_partition), end
+
+
+def _at_least_one(text: str) -> int:
+    days = int(text)
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {days}")
+    return days
 
 
 def run_main_job(
@@ -49,41 +61,31 @@ def run_main_job(
 
 
 def _print_allocation(settings: Aelp2Settings) -> None:
-    schema = f'"{settings.dataset}"'
-    with duckdb.connect(settings.duckdb_path, read_only=True) as connection:
-        allocation = connection.execute(
-            f"SELECT arm_id, stage, budget_minor, share, expected_cac, reason"
-            f" FROM {schema}.budget_allocations WHERE budget_minor > 0"
-            f" ORDER BY budget_minor DESC"
-        ).fetchdf()
-        tables = connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
-            " ORDER BY table_name",
-            [settings.dataset],
-        ).fetchall()
+    warehouse = DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset)
+    allocation = warehouse.read("budget_allocations")
+    allocation = allocation[allocation["budget_minor"] > 0].sort_values(
+        "budget_minor", ascending=False
+    )
     currency = settings.account_currency
-    allocation["budget"] = [to_major_units(int(v), currency) for v in allocation["budget_minor"]]
-    print(f"\nAllocation of {settings.daily_budget_cap:,.2f} {currency} per day:")
+    allocation["budget"] = [format_minor(v, currency) for v in allocation["budget_minor"]]
+    print(f"\nAllocation of {format_minor(settings.daily_budget_cap_minor, currency)} per day:")
     print(
         allocation[["arm_id", "stage", "budget", "share", "expected_cac", "reason"]].to_string(
             index=False,
-            formatters={
-                "budget": "{:,.2f}".format,
-                "share": "{:.1%}".format,
-                "expected_cac": "{:,.2f}".format,
-            },
+            formatters={"share": "{:.1%}".format, "expected_cac": "{:,.2f}".format},
         )
     )
-    print(f"Total {allocation['budget'].sum():,.2f} {currency} across {len(allocation)} ad sets.")
+    total = format_minor(int(allocation["budget_minor"].sum()), currency)
+    print(f"Total {total} across {len(allocation)} ad sets.")
     print(f"\nTables: DuckDB file {settings.duckdb_path}, schema {settings.dataset}:")
-    print("  " + ", ".join(name for (name,) in tables))
+    print("  " + ", ".join(warehouse.table_names()))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the main job over the last ``--days`` days and print the allocation."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--days", type=int, default=28, help="days of partitions to (re)load (default 28)"
+        "--days", type=_at_least_one, default=28, help="days of partitions to (re)load (default 28)"
     )
     arguments = parser.parse_args(argv)
     settings = Aelp2Settings.from_env()
@@ -110,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in failed_checks:
         print(f"  failed check {line}")
     if not result.success:
-        print("Nothing downstream of a failed check ran; the last good allocation stands.")
+        for failure in (event for event in result.all_events if event.is_step_failure):
+            error = failure.step_failure_data.error
+            print(f"  step {failure.step_key} failed: {error.message.strip() if error else ''}")
+        print("Nothing downstream of the failure ran; the last good allocation stands.")
         return 1
     _print_allocation(settings)
     return 0

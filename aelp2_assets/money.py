@@ -40,3 +40,13 @@ def to_minor_units(amount: float | str | Decimal, currency: str) -> int:
 def to_major_units(minor: int, currency: str) -> float:
     """An integer amount of minor units in major units (for display and spend comparisons)."""
     return minor / minor_unit_offset(currency)
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """An integer amount of minor units for people: ``1,234.50 USD``, ``1,234 JPY``."""
+    offset = minor_unit_offset(currency)
+    decimals = len(str(offset)) - 1
+    whole, part = divmod(abs(int(minor)), offset)
+    sign = "-" if minor < 0 else ""
+    fraction = f".{part:0{decimals}d}" if decimals else ""
+    return f"{sign}{whole:,}{fraction} {currency.upper()}"

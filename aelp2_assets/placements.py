@@ -17,6 +17,7 @@ _POSITION_CHANNEL = {
     "facebook_stories": "Stories",
     "instagram_stories": "Stories",
     "story": "Stories",
+    "stories": "Stories",
     "facebook_reels": "Reels",
     "instagram_reels": "Reels",
     "facebook_reels_overlay": "Reels",

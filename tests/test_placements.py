@@ -13,6 +13,7 @@ from aelp2_assets.placements import channel_of
         ("Facebook Feed", "Feed"),
         ("instagram_stories", "Stories"),
         ("Instagram Stories", "Stories"),
+        ("Stories", "Stories"),
         ("facebook_reels", "Reels"),
         ("Instagram Reels", "Reels"),
         ("marketplace", "Marketplace"),

@@ -43,7 +43,7 @@ def pushed_budgets(
     changes = change_set(budget_allocations)
     audit = pd.DataFrame(
         {
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
             "recorded_at": pd.Timestamp(dt.datetime.now(dt.UTC)).tz_localize(None),
             "decision_date": changes["decision_date"],
             "adset_id": changes["arm_id"],

@@ -102,6 +102,16 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             self._create_like(connection, table, frame)
             connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
 
+    def table_names(self) -> list[str]:
+        """The tables in the dataset, sorted."""
+        with DuckDBResource(database=self.database).get_connection() as connection:
+            rows = connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?"
+                " ORDER BY table_name",
+                [self.dataset],
+            ).fetchall()
+        return [name for (name,) in rows]
+
     def read(
         self,
         table: str,
