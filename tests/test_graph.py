@@ -51,7 +51,7 @@ def test_the_run_materializes_every_asset_and_passes_every_check(demo_run):
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert materialized == set(ASSETS)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 7
+    assert len(checks) == 8  # six on validated_meta_metrics, two on creative_posteriors
     assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
     partitions = {
         m.partition
