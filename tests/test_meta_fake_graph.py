@@ -653,6 +653,8 @@ def test_fake_meta_transient_errors_are_retried_with_backoff(
         (502, "<html><body>502 Bad Gateway</body></html>"),
         # a text the SDK's own error parser trips over (it looks for "error" in it)
         (503, "Service Unavailable: upstream error"),
+        # Meta's "Service Unavailable" with HTTP 200, which the SDK reads as an error
+        (200, "Service Unavailable"),
     ],
 )
 def test_fake_meta_server_errors_without_a_graph_body_are_retried(

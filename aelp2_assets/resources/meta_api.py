@@ -459,6 +459,10 @@ class MetaGraphClient:
             return _Transient(described, regain)
         if code in TRANSIENT_CODES or error.api_transient_error():
             return _Transient(described, regain)
+        if code is None:
+            # No Graph error object: Meta's "Service Unavailable" answered with HTTP 200, or
+            # an error page the SDK parsed as text.
+            return _Transient(described, regain)
         if code in PERMISSION_CODES:
             return MetaApiError(
                 f"{described}. The token lacks a permission Meta requires: reading insights"
