@@ -5,15 +5,19 @@ import warnings
 import dagster as dg
 
 from aelp2_assets.assets.act import pushed_budgets
+from aelp2_assets.assets.channels import ga4_channel_metrics
 from aelp2_assets.assets.decide import budget_allocations
 from aelp2_assets.assets.ingest import build_ingest_assets, meta_ad_entities
 from aelp2_assets.assets.model import cac_forecasts, creative_posteriors
+from aelp2_assets.assets.monitoring import meta_hourly_insights, monitoring_figures
 from aelp2_assets.assets.validate import build_validate_assets
 from aelp2_assets.resources import resources_for
 from aelp2_assets.resources.settings import Aelp2Settings
+from aelp2_assets.sensors.alerts import data_alerts_sensor, run_failure_alert_sensor
 from aelp2_assets.sensors.schedules import build_refresh_schedule
 
 MAIN_JOB = "main_job"
+MONITORING_JOB = "monitoring_job"
 
 
 def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
@@ -42,10 +46,25 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
         selection=dg.AssetSelection.assets(*assets),
         description="Ingest and validate the run's days, then model, allocate and push once.",
     )
+    # Monitoring hangs off the graph: its own hourly job, never part of a push.
+    monitoring = [meta_hourly_insights, monitoring_figures]
+    monitoring_job = dg.define_asset_job(
+        MONITORING_JOB,
+        selection=dg.AssetSelection.assets(*monitoring),
+        description="Today's hourly insights and the monitoring figures Grafana reads.",
+    )
+    monitoring_schedule = dg.ScheduleDefinition(
+        name="monitoring_schedule",
+        job=monitoring_job,
+        cron_schedule="5 * * * *",
+        execution_timezone=settings.account_timezone,
+    )
     return dg.Definitions(
-        assets=assets,
-        jobs=[main_job],
-        schedules=[build_refresh_schedule(MAIN_JOB, settings)],
+        # reports: materialized from the UI or the command line, never part of a push
+        assets=[*assets, *monitoring, ga4_channel_metrics],
+        jobs=[main_job, monitoring_job],
+        schedules=[build_refresh_schedule(MAIN_JOB, settings), monitoring_schedule],
+        sensors=[data_alerts_sensor, run_failure_alert_sensor],
         resources=resources_for(settings),
         # DuckDB allows one writing process per file: run steps in one process.
         executor=dg.in_process_executor,

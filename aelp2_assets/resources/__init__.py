@@ -9,10 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from aelp2_assets.assets.channels import Ga4FileSource
 from aelp2_assets.resources.meta_api import MetaApiSource
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import DemoSource, FileSource
 from aelp2_assets.resources.warehouse import DuckDBIOManager, DuckDBWarehouse
+from aelp2_assets.sensors.notify import AlertNotifier
 
 
 def _insights_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
@@ -45,6 +47,20 @@ def _insights_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
     )
 
 
+def _alert_notifier(settings: Aelp2Settings) -> AlertNotifier:
+    # Slack and PagerDuty only when switched on by a setting; their secrets stay EnvVars,
+    # resolved when a sensor first uses them.
+    return AlertNotifier(
+        slack_token=dg.EnvVar("SLACK_BOT_TOKEN") if settings.slack_channel else None,
+        slack_channel=settings.slack_channel,
+        slack_base_url=settings.slack_base_url,
+        pagerduty_routing_key=(
+            dg.EnvVar("PAGERDUTY_ROUTING_KEY") if settings.pagerduty_alerts else None
+        ),
+        pagerduty_url=settings.pagerduty_url,
+    )
+
+
 def resources_for(settings: Aelp2Settings) -> dict[str, object]:
     """The resources of every asset: settings, insights source, warehouse and IO manager."""
     if settings.warehouse_name != "duckdb":
@@ -56,4 +72,7 @@ def resources_for(settings: Aelp2Settings) -> dict[str, object]:
         "insights_source": _insights_source(settings),
         "warehouse": DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset),
         "io_manager": DuckDBIOManager(database=settings.duckdb_path, schema=settings.dataset),
+        "alert_notifier": _alert_notifier(settings),
+        # GA4 from a local export; BigQuery arrives with the production issue (issue 7)
+        "ga4_source": Ga4FileSource(path=settings.ga4_file),
     }

@@ -63,6 +63,28 @@ ENV_VARS = {
     "META_ASYNC_MAX_WAIT_SECONDS": "meta_async_max_wait_seconds",
     "META_ASYNC_MAX_JOBS": "meta_async_max_jobs",
     "META_TOKEN_EXPIRY_WARNING_DAYS": "meta_token_expiry_warning_days",
+    # Monitoring, alerts and reports (README: "Monitoring and reports").
+    "AELP2_ALERT_SPEND_VELOCITY_PCT": "alert_spend_velocity_pct",
+    "AELP2_ALERT_TARGET_CAC": "alert_target_cac",
+    "AELP2_ALERT_CAC_RATIO_PCT": "alert_cac_ratio_pct",
+    "AELP2_ALERT_CAC_WINDOW_DAYS": "alert_cac_window_days",
+    "AELP2_ALERT_CAC_MIN_CONVERSIONS": "alert_cac_min_conversions",
+    "AELP2_ALERT_CVR_FLOOR_PCT": "alert_cvr_floor_pct",
+    "AELP2_ALERT_CVR_WINDOW_HOURS": "alert_cvr_window_hours",
+    "AELP2_ALERT_CVR_MIN_CLICKS": "alert_cvr_min_clicks",
+    "AELP2_ALERT_ATTRIBUTION_DELAY_HOURS": "alert_attribution_delay_hours",
+    "AELP2_ALERT_CTR_FLOOR_PCT": "alert_ctr_floor_pct",
+    "AELP2_ALERT_CTR_MIN_IMPRESSIONS": "alert_ctr_min_impressions",
+    "AELP2_ALERT_FAILED_MATERIALIZATION_PCT": "alert_failed_materialization_pct",
+    "AELP2_SLACK_CHANNEL": "slack_channel",
+    "AELP2_SLACK_BASE_URL": "slack_base_url",
+    "AELP2_PAGERDUTY_ALERTS": "pagerduty_alerts",
+    "AELP2_PAGERDUTY_URL": "pagerduty_url",
+    "AELP2_GA4_FILE": "ga4_file",
+    "AELP2_GA4_SUSPECT_CVR_RATIO": "ga4_suspect_cvr_ratio",
+    "AELP2_GA4_SUSPECT_MIN_SESSIONS": "ga4_suspect_min_sessions",
+    "AELP2_REPORTS_DIR": "reports_dir",
+    "AELP2_PIPELINE_MONTHLY_COST": "pipeline_monthly_cost",
 }
 
 # The Graph API version the pinned facebook-business SDK targets (facebook_business/apiconfig.py).
@@ -215,6 +237,87 @@ class Aelp2Settings(dg.ConfigurableResource):
     )
     meta_token_expiry_warning_days: int = Field(
         7, description="META_TOKEN_EXPIRY_WARNING_DAYS: warn when the token expires this soon."
+    )
+
+    # Monitoring and alerts. The Slack token and PagerDuty routing key are never settings: the
+    # notifier reads SLACK_BOT_TOKEN and PAGERDUTY_ROUTING_KEY through EnvVar.
+    alert_spend_velocity_pct: float = Field(
+        120.0,
+        description="AELP2_ALERT_SPEND_VELOCITY_PCT: alert when spend so far exceeds this % of the"
+        " daily cap's even pace.",
+    )
+    alert_target_cac: float = Field(
+        150.0, description="AELP2_ALERT_TARGET_CAC: target CAC, account currency major units."
+    )
+    alert_cac_ratio_pct: float = Field(
+        200.0, description="AELP2_ALERT_CAC_RATIO_PCT: alert when blended CAC exceeds this % of it."
+    )
+    alert_cac_window_days: int = Field(
+        7, description="AELP2_ALERT_CAC_WINDOW_DAYS: trailing days of the blended CAC and CTR."
+    )
+    alert_cac_min_conversions: int = Field(
+        30, description="AELP2_ALERT_CAC_MIN_CONVERSIONS: conversions needed to judge the CAC."
+    )
+    alert_cvr_floor_pct: float = Field(
+        0.1, description="AELP2_ALERT_CVR_FLOOR_PCT: account conversion rate floor, %."
+    )
+    alert_cvr_window_hours: int = Field(
+        2, description="AELP2_ALERT_CVR_WINDOW_HOURS: hours the conversion rate is judged over."
+    )
+    alert_cvr_min_clicks: int = Field(
+        2000, description="AELP2_ALERT_CVR_MIN_CLICKS: clicks needed to judge the conversion rate."
+    )
+    alert_attribution_delay_hours: int = Field(
+        1,
+        description="AELP2_ALERT_ATTRIBUTION_DELAY_HOURS: latest hours left out of the conversion"
+        " rate (their conversions are still being attributed).",
+    )
+    alert_ctr_floor_pct: float = Field(
+        0.5, description="AELP2_ALERT_CTR_FLOOR_PCT: a creative's click-through rate floor, %."
+    )
+    alert_ctr_min_impressions: int = Field(
+        10_000, description="AELP2_ALERT_CTR_MIN_IMPRESSIONS: impressions needed to judge a CTR."
+    )
+    alert_failed_materialization_pct: float = Field(
+        1.0,
+        description="AELP2_ALERT_FAILED_MATERIALIZATION_PCT: failed materializations (% over 24 h)"
+        " that alert engineering.",
+    )
+    slack_channel: str = Field(
+        "",
+        description="AELP2_SLACK_CHANNEL: channel alerts are posted to; when set, SLACK_BOT_TOKEN"
+        " is required.",
+    )
+    slack_base_url: str = Field(
+        "https://slack.com/api/", description="AELP2_SLACK_BASE_URL: the Slack Web API's base URL."
+    )
+    pagerduty_alerts: bool = Field(
+        False,
+        description="AELP2_PAGERDUTY_ALERTS: page critical alerts; PAGERDUTY_ROUTING_KEY required.",
+    )
+    pagerduty_url: str = Field(
+        "https://events.pagerduty.com",
+        description="AELP2_PAGERDUTY_URL: the PagerDuty Events API v2 base URL.",
+    )
+    ga4_file: str = Field(
+        "../shared/data/ga4_obfuscated_sample_daily_channel_funnel/BigQuery_conversion_funnel.csv",
+        description="AELP2_GA4_FILE: the GA4 daily channel funnel the local GA4 source reads.",
+    )
+    ga4_suspect_cvr_ratio: float = Field(
+        0.1,
+        description="AELP2_GA4_SUSPECT_CVR_RATIO: a channel converting below this share of the"
+        " other channels' rate on large traffic is suspect.",
+    )
+    ga4_suspect_min_sessions: int = Field(
+        10_000, description="AELP2_GA4_SUSPECT_MIN_SESSIONS: sessions needed to judge a channel."
+    )
+    reports_dir: str = Field(
+        "data/reports", description="AELP2_REPORTS_DIR: folder the report charts are saved in."
+    )
+    pipeline_monthly_cost: float = Field(
+        1500.0,
+        description="AELP2_PIPELINE_MONTHLY_COST: the pipeline's own monthly cost (compute,"
+        " warehouse, API, upkeep), account currency major units.",
     )
 
     @field_validator("env")
@@ -415,6 +518,77 @@ class Aelp2Settings(dg.ConfigurableResource):
     def _a_percentage(cls, value: float) -> float:
         if not 0 < value <= 100:
             raise ValueError("must be a percentage above 0 and at most 100")
+        return value
+
+    @field_validator(
+        "alert_spend_velocity_pct",
+        "alert_target_cac",
+        "alert_cac_ratio_pct",
+        "alert_cvr_floor_pct",
+        "alert_ctr_floor_pct",
+        "alert_failed_materialization_pct",
+        "ga4_suspect_cvr_ratio",
+    )
+    @classmethod
+    def _positive_threshold(cls, value: float) -> float:
+        if not 0 < value < math.inf:
+            raise ValueError("must be a finite number greater than 0")
+        return value
+
+    @field_validator("alert_cvr_floor_pct", "alert_ctr_floor_pct")
+    @classmethod
+    def _a_rate_pct(cls, value: float) -> float:
+        if value >= 100:
+            raise ValueError("must be a percentage below 100")
+        return value
+
+    @field_validator(
+        "alert_cac_window_days",
+        "alert_cac_min_conversions",
+        "alert_cvr_window_hours",
+        "alert_cvr_min_clicks",
+        "alert_ctr_min_impressions",
+        "ga4_suspect_min_sessions",
+    )
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("alert_cvr_window_hours", "alert_attribution_delay_hours")
+    @classmethod
+    def _hours_of_a_day(cls, value: int) -> int:
+        if not 0 <= value <= 23:
+            raise ValueError("must be a number of hours from 0 to 23")
+        return value
+
+    @field_validator("pipeline_monthly_cost")
+    @classmethod
+    def _cost_not_negative(cls, value: float) -> float:
+        if not 0 <= value < math.inf:
+            raise ValueError("must be a finite number, 0 or more")
+        return value
+
+    @field_validator("slack_base_url", "pagerduty_url")
+    @classmethod
+    def _service_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an http(s) URL without query")
+        return value
+
+    @field_validator("pagerduty_url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https URL (PagerDuty's client refuses plain http)")
+        return value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _slack_channel(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[#@]?[A-Za-z0-9_.-]{1,80}", value):
+            raise ValueError("must be a channel name or id, e.g. #ads-alerts or C0123456789")
         return value
 
     @property
