@@ -10,6 +10,7 @@ from aelp2_assets.assets.decide import budget_allocations
 from aelp2_assets.assets.ingest import build_ingest_assets, meta_ad_entities
 from aelp2_assets.assets.model import cac_forecasts, creative_posteriors
 from aelp2_assets.assets.monitoring import meta_hourly_insights, monitoring_figures
+from aelp2_assets.assets.reports import REPORT_ASSETS
 from aelp2_assets.assets.validate import build_validate_assets
 from aelp2_assets.resources import resources_for
 from aelp2_assets.resources.settings import Aelp2Settings
@@ -18,6 +19,7 @@ from aelp2_assets.sensors.schedules import build_refresh_schedule
 
 MAIN_JOB = "main_job"
 MONITORING_JOB = "monitoring_job"
+REPORTS_JOB = "reports_job"
 
 
 def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
@@ -59,11 +61,28 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
         cron_schedule="5 * * * *",
         execution_timezone=settings.account_timezone,
     )
+    # Reports read validated insights and feed nothing: their own daily job, off the push path
+    # and out of the demo's run.
+    reports_job = dg.define_asset_job(
+        REPORTS_JOB,
+        selection=dg.AssetSelection.assets(*REPORT_ASSETS),
+        description="Creative rankings, launch trajectories, performance drivers, cost and return.",
+    )
+    reports_schedule = dg.ScheduleDefinition(
+        name="reports_schedule",
+        job=reports_job,
+        cron_schedule="30 6 * * *",
+        execution_timezone=settings.account_timezone,
+    )
     return dg.Definitions(
         # reports: materialized from the UI or the command line, never part of a push
-        assets=[*assets, *monitoring, ga4_channel_metrics],
-        jobs=[main_job, monitoring_job],
-        schedules=[build_refresh_schedule(MAIN_JOB, settings), monitoring_schedule],
+        assets=[*assets, *monitoring, ga4_channel_metrics, *REPORT_ASSETS],
+        jobs=[main_job, monitoring_job, reports_job],
+        schedules=[
+            build_refresh_schedule(MAIN_JOB, settings),
+            monitoring_schedule,
+            reports_schedule,
+        ],
         sensors=[data_alerts_sensor, run_failure_alert_sensor],
         resources=resources_for(settings),
         # DuckDB allows one writing process per file: run steps in one process.
