@@ -19,6 +19,10 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
+def _values(rows: list[dict], field: str) -> list:
+    return [row.get(field) for row in rows]
+
+
 def raw_frame(rows: list[dict], pulled_at: dt.datetime) -> pd.DataFrame:
     """Insights rows as the raw table stores them: every field as text, lists as JSON text."""
 
@@ -29,10 +33,17 @@ def raw_frame(rows: list[dict], pulled_at: dt.datetime) -> pd.DataFrame:
             return json.dumps(value)
         return str(value)
 
+    # column by column: a frame built from a list of row dicts held a second copy of every row
     frame = pd.DataFrame(
-        [{field: as_text(row.get(field)) for field in INSIGHT_FIELDS} for row in rows],
+        {
+            field: pd.array(
+                [value if type(value) is str else as_text(value) for value in _values(rows, field)],
+                dtype="string",
+            )
+            for field in INSIGHT_FIELDS
+        },
         columns=list(INSIGHT_FIELDS),
-    ).astype("string")
+    )
     frame["row_number"] = pd.Series(range(1, len(frame) + 1), dtype="int64")
     frame["pulled_at"] = pd.Timestamp(pulled_at).tz_convert("UTC").tz_localize(None)
     return frame
