@@ -56,8 +56,8 @@ def creative_rankings(metrics: pd.DataFrame, end: pd.Timestamp, days: int = 30) 
     a conversion last, by spend): spend, conversions, CAC, its share of spend and of
     conversions, the CAC of the last 7 days and of the 7 before, and the trend: ``improving``
     or ``worsening`` when the last week's CAC moved by more than ``TREND_TOLERANCE`` against the
-    week before, ``steady`` otherwise, ``new`` without spend in the week before, ``no
-    conversions`` when either week has none."""
+    week before, ``steady`` otherwise, ``stopped`` without spend in the last week,
+    ``new`` without spend in the week before, ``no conversions`` when either week has none."""
     columns = [
         "rank", "ad_id", "ad_name", "spend", "conversions", "cac", "spend_share",
         "conversion_share", "cac_last_7d", "cac_prior_7d", "cac_change", "trend",
@@ -100,10 +100,14 @@ def creative_rankings(metrics: pd.DataFrame, end: pd.Timestamp, days: int = 30) 
         }
     )
     ranked["cac_change"] = ranked["cac_last_7d"] / ranked["cac_prior_7d"] - 1
-    prior_spend = prior["spend"].fillna(0).to_numpy()
     ranked["trend"] = [
-        _trend(change, spent)
-        for change, spent in zip(ranked["cac_change"], prior_spend, strict=True)
+        _trend(change, spent_last, spent_prior)
+        for change, spent_last, spent_prior in zip(
+            ranked["cac_change"],
+            last["spend"].fillna(0).to_numpy(),
+            prior["spend"].fillna(0).to_numpy(),
+            strict=True,
+        )
     ]
     ranked = ranked.sort_values(
         ["cac", "spend"], ascending=[True, False], na_position="last", ignore_index=True
@@ -112,7 +116,9 @@ def creative_rankings(metrics: pd.DataFrame, end: pd.Timestamp, days: int = 30) 
     return ranked[columns]
 
 
-def _trend(change: float, prior_spend: float) -> str:
+def _trend(change: float, last_spend: float, prior_spend: float) -> str:
+    if last_spend <= 0:
+        return "stopped"
     if prior_spend <= 0:
         return "new"
     if pd.isna(change):
@@ -129,6 +135,7 @@ _TREND_COLOURS = {
     "steady": "#8d99ae",
     "worsening": "#e76f51",
     "new": "#457b9d",
+    "stopped": "#6d597a",
     "no conversions": "#bbbbbb",
 }
 
@@ -147,6 +154,7 @@ def rankings_chart(ranked: pd.DataFrame) -> bytes:
         text = f"{share:.0%} of spend" if value > 0 else f"no conversions, {share:.0%} of spend"
         axes.annotate(text, (value, y), xytext=(3, 0), textcoords="offset points", va="center",
                       fontsize=8)  # fmt: skip
+    axes.set_xlim(0, max(values.max(), 1.0) * 1.45)  # room for the labels and the legend
     axes.set_xlabel("CAC over the window (account currency)")
     axes.set_title("Creative rankings: CAC, colour = trend of the last 7 days")
     handles = [
@@ -273,7 +281,7 @@ def trajectories_chart(trajectory: pd.DataFrame, unit: str = "campaign_id") -> b
                  label=f"{BREAKEVEN_HORIZON_DAYS} days")  # fmt: skip
     axes.set_xlabel("days since launch")
     axes.set_ylabel("cumulative ROAS (purchase value / spend)")
-    axes.set_title(f"Launch trajectories by {unit.removesuffix('_id')}")
+    axes.set_title(f"Launch trajectories by {unit.removesuffix('_id')} (launches in the window)")
     axes.legend(fontsize=7, ncol=2)
     return _png(figure)
 

@@ -52,11 +52,14 @@ def test_rankings_order_by_cac_and_read_the_weeks_trend():
         *_rows("c", range(0, 14), 50.0, 0.0),
         # d: launched 3 days ago: new
         *_rows("d", range(0, 3), 100.0, 1.0),
+        # f: spent and converted two and three weeks ago, nothing since: stopped
+        *_rows("f", range(15, 20), 100.0, 1.0),
         # e: outside the 30 days: not ranked
         *_rows("e", range(31, 40), 100.0, 5.0),
     ]
     ranked = creative_rankings(pd.DataFrame(rows), END).set_index("ad_id")
-    assert ranked.index.tolist() == ["b", "a", "d", "c"]
+    assert ranked.index.tolist() == ["b", "a", "f", "d", "c"]  # f and d tie at 100: spend
+    assert ranked.loc["f", "trend"] == "stopped"
     assert ranked.loc["b", "cac"] == 25.0 and ranked.loc["b", "trend"] == "steady"
     assert ranked.loc["a", "trend"] == "worsening"
     assert ranked.loc["a", "cac_change"] == pytest.approx(1.0)

@@ -118,7 +118,9 @@ def launch_trajectories(
         f"{launches.launches} launches ({launches.censored} launched before the window),"
         f" {launches.judged} old enough to judge"
     )
-    png = reports.trajectories_chart(paths, config.unit)
+    # a launch before the window would start mid-flight at "day 0": charted are real launches
+    launched = summary.loc[~summary["censored"], config.unit]
+    png = reports.trajectories_chart(paths[paths[config.unit].isin(launched)], config.unit)
     context.add_output_metadata(
         {
             "dagster/row_count": len(summary),
