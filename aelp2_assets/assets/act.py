@@ -1,20 +1,80 @@
-"""Act: the change set of ad set budgets, recorded in an append-only audit table.
+"""Act: push the changed ad set budgets to Meta, safely, recorded in an append-only audit.
 
-This version is a dry run only: it computes and records what a push would change and sends
-nothing (the guarded live push is its own piece of work).
+Modes (``AELP2_PUSH_MODE``): ``dry_run`` records the guarded plan and sends nothing;
+``approve`` records it on scheduled runs and pushes when an engineer materializes the asset by
+hand; ``live`` pushes on the schedule from ``AELP2_PUSH_HOUR``. ``AELP2_PUSH_KILL_SWITCH``
+stops every write in any mode. Before any request: the latest evaluations of the blocking
+checks on the data the plan comes from must have passed, and the guardrails
+(``aelp2_assets.guardrails``) must accept or repair the plan. One push at a time: the asset
+runs in the pool ``meta_budget_push``, whose limit of one is in the shipped ``dagster.yaml``.
 """
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from pydantic import Field
 
 from aelp2_assets.assets.metadata import markdown_preview
-from aelp2_assets.money import to_major_units
+from aelp2_assets.guardrails import (
+    Account,
+    GuardedBudget,
+    GuardedPlan,
+    PlannedBudget,
+    apply_guardrails,
+)
+from aelp2_assets.money import format_minor, to_major_units
+from aelp2_assets.resources.meta_api import MetaTokenError
+from aelp2_assets.resources.meta_budgets import (
+    BudgetTooLow,
+    BudgetWriteError,
+    BudgetWriter,
+    RateLimited,
+)
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
 AUDIT_TABLE = "pushed_budgets"
+POOL = "meta_budget_push"
+SCHEDULE_TAG = "dagster/schedule_name"
+
+# The blocking checks on the data a plan comes from (assets/validate.py, assets/model.py).
+VALIDATION_CHECKS = (
+    "no_rejected_rows",
+    "matches_schema",
+    "unique_keys",
+    "spend_not_negative",
+    "clicks_within_impressions",
+    "totals_reconcile",
+)
+MODEL_CHECKS = ("history_is_fresh", "conversions_observed")
+BLOCKING_CHECKS = {
+    "validated_meta_metrics": VALIDATION_CHECKS,
+    "creative_posteriors": MODEL_CHECKS,
+}
+AUDIT_COLUMNS = (
+    "run_id",
+    "recorded_at",
+    "decision_date",
+    "adset_id",
+    "before_minor",
+    "requested_minor",
+    "read_back_minor",
+    "status",
+    "reason",
+)
+
+
+class PushConfig(dg.Config):
+    """Options of a push launched by hand."""
+
+    force: bool = Field(
+        False,
+        description="Change ad sets already changed today (the one-change-a-day rule is lifted;"
+        " every other guardrail still holds).",
+    )
 
 
 def change_set(allocations: pd.DataFrame) -> pd.DataFrame:
@@ -26,50 +86,387 @@ def change_set(allocations: pd.DataFrame) -> pd.DataFrame:
     return allocations[changed & (allocations["budget_minor"] > 0)]
 
 
+def failed_blocking_checks(
+    instance: dg.DagsterInstance, settings: Aelp2Settings, decision: dt.date
+) -> list[str]:
+    """Why the data behind a plan is not known to be good ('' problems: it is).
+
+    The latest evaluation of each blocking check must exist and have passed; and each
+    partition of ``validated_meta_metrics`` in the model's history window must have been last
+    materialized by a run whose six checks all passed (a range run records its checks once,
+    not per partition).
+    """
+    problems = []
+    for asset, names in BLOCKING_CHECKS.items():
+        for name in names:
+            record = instance.get_latest_asset_check_evaluation_record(
+                dg.AssetCheckKey(dg.AssetKey(asset), name)
+            )
+            if record is None:
+                problems.append(f"{asset}.{name} was never evaluated")
+            elif record.status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+                problems.append(
+                    f"{asset}.{name}: latest evaluation {record.status.value} (run {record.run_id})"
+                )
+
+    window = {
+        (decision - dt.timedelta(days=offset)).isoformat()
+        for offset in range(settings.history_days + 1)
+    }
+    latest_run: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("validated_meta_metrics"), asset_partitions=sorted(window)
+            ),
+            limit=500,
+            cursor=cursor,
+        )
+        for record in page.records:
+            latest_run.setdefault(record.partition_key, record.run_id)
+        if not page.has_more or set(latest_run) >= window:
+            break
+        cursor = page.cursor
+    for run_id in sorted(set(latest_run.values())):
+        passed = {
+            entry.dagster_event.event_specific_data.check_name
+            for entry in instance.all_logs(
+                run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+            if entry.dagster_event.event_specific_data.asset_key.path == ["validated_meta_metrics"]
+            and entry.dagster_event.event_specific_data.passed
+        }
+        missing = [name for name in VALIDATION_CHECKS if name not in passed]
+        if missing:
+            days = sorted(day for day, run in latest_run.items() if run == run_id)
+            problems.append(
+                f"validated_meta_metrics {days[0]}..{days[-1]} (run {run_id}): {missing}"
+                " failed or not evaluated"
+            )
+    return problems
+
+
+def _changed_today(audit: pd.DataFrame, settings: Aelp2Settings) -> set[str]:
+    """Ad sets with a change applied earlier in the account's day."""
+    if audit.empty:
+        return set()
+    applied = audit[audit["status"] == "applied"]
+    zone = ZoneInfo(settings.account_timezone)
+    local_days = pd.to_datetime(applied["recorded_at"]).dt.tz_localize("UTC").dt.tz_convert(zone)
+    return set(applied.loc[local_days.dt.date == settings.account_today(), "adset_id"])
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.now(dt.UTC)).tz_localize(None)
+
+
+class _Audit:
+    """Rows of the audit, appended as they are decided (an interrupted push stays exact)."""
+
+    def __init__(self, warehouse: DuckDBWarehouse, run_id: str, decision: dt.date):
+        self.warehouse, self.run_id, self.decision = warehouse, run_id, decision
+        self.rows: list[dict] = []
+
+    def record(
+        self,
+        adset_id: str,
+        before: int | None,
+        requested: int | None,
+        status: str,
+        reason: str,
+        read_back: int | None = None,
+    ) -> None:
+        row = {
+            "run_id": self.run_id,
+            "recorded_at": _now(),
+            "decision_date": pd.Timestamp(self.decision),
+            "adset_id": str(adset_id),
+            "before_minor": before,
+            "requested_minor": requested,
+            "read_back_minor": read_back,
+            "status": status,
+            "reason": reason,
+        }
+        self.rows.append(row)
+        self.warehouse.append(AUDIT_TABLE, _frame([row]))
+
+    def table(self) -> pd.DataFrame:
+        return _frame(self.rows)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
+    for column in ("before_minor", "requested_minor", "read_back_minor"):
+        frame[column] = frame[column].astype("Int64")
+    frame["recorded_at"] = pd.to_datetime(frame["recorded_at"])
+    frame["decision_date"] = pd.to_datetime(frame["decision_date"])
+    return frame.astype({"run_id": "string", "adset_id": "string", "status": "string"}).astype(
+        {"reason": "string"}
+    )
+
+
+def _why_not_sending(context: dg.AssetExecutionContext, settings: Aelp2Settings) -> str:
+    """The status recorded instead of sending, or '' when this run may write."""
+    scheduled = SCHEDULE_TAG in context.run.tags
+    if settings.push_kill_switch:
+        return "killed"
+    if settings.push_mode == "dry_run":
+        return "dry_run"
+    if settings.push_mode == "approve" and scheduled:
+        return "awaiting_approval"
+    hour = dt.datetime.now(ZoneInfo(settings.account_timezone)).hour
+    if settings.push_mode == "live" and scheduled and hour < settings.push_hour:
+        return "before_push_hour"
+    return ""
+
+
 @dg.asset(
     group_name="act",
     kinds={"python", "duckdb"},
     owners=["team:ads-ops"],
+    pool=POOL,
 )
 def pushed_budgets(
     context: dg.AssetExecutionContext,
+    config: PushConfig,
     settings: Aelp2Settings,
     warehouse: DuckDBWarehouse,
+    meta_budgets: BudgetWriter,
     budget_allocations: pd.DataFrame,
+    meta_ad_entities: pd.DataFrame,
 ) -> dg.MaterializeResult:
     """Append-only audit of every budget change: run id, time, ad set, budget before,
-    requested and read back, status and the reason (the rule that set it). Dry run: the
-    change set is recorded with status 'dry_run' and nothing is sent to Meta."""
-    changes = change_set(budget_allocations)
-    audit = pd.DataFrame(
-        {
-            "run_id": context.run.run_id,
-            "recorded_at": pd.Timestamp(dt.datetime.now(dt.UTC)).tz_localize(None),
-            "decision_date": changes["decision_date"],
-            "adset_id": changes["arm_id"],
-            "before_minor": changes["previous_budget_minor"].astype("Int64"),
-            "requested_minor": changes["budget_minor"].astype("Int64"),
-            "read_back_minor": pd.array([pd.NA] * len(changes), dtype="Int64"),
-            "status": "dry_run",
-            "reason": changes["reason"],
-        }
+    requested and read back, status and the reason (the allocation rule, then any guardrail).
+    Sends ad set ``daily_budget`` changes to Meta in approve (by hand) and live modes only."""
+    decision = pd.Timestamp(budget_allocations["decision_date"].iloc[0]).date()
+    audit = _Audit(warehouse, context.run.run_id, decision)
+    minimum = int(meta_ad_entities["min_daily_budget"].dropna().max())
+    account = Account(settings.daily_budget_cap_minor, minimum, settings.push_max_change_share)
+    changed_today = _changed_today(warehouse.read(AUDIT_TABLE), settings)
+    pauses = budget_allocations[
+        (budget_allocations["budget_minor"] == 0)
+        & budget_allocations["previous_budget_minor"].notna()
+        & (budget_allocations["stage"] != "inactive")
+    ]
+    fixed = int(pauses["previous_budget_minor"].sum())
+
+    status = _why_not_sending(context, settings)
+    if status or not meta_budgets.writes:
+        result = _record_plan(audit, budget_allocations, account, changed_today, fixed, status)
+        return _result(context, settings, audit, status or "dry_run", pauses, result.refused)
+
+    problems = failed_blocking_checks(context.instance, settings, decision)
+    if decision != settings.account_today():
+        problems.append(f"the allocation is for {decision}, not the account's today")
+    if problems:
+        for row in change_set(budget_allocations).itertuples():
+            audit.record(
+                row.arm_id, _int(row.previous_budget_minor), None, "refused", "; ".join(problems)
+            )
+        raise dg.Failure(
+            description="push refused, nothing sent: " + "; ".join(problems),
+            metadata={"refused_ad_sets": len(audit.rows)},
+        )
+    return _push(
+        context,
+        settings,
+        audit,
+        meta_budgets,
+        budget_allocations,
+        meta_ad_entities,
+        (account, changed_today, fixed, config.force),
+        pauses,
     )
-    warehouse.append(AUDIT_TABLE, audit)
+
+
+def _int(value: object) -> int | None:
+    return None if pd.isna(value) else int(value)
+
+
+def _record_plan(
+    audit: _Audit,
+    allocations: pd.DataFrame,
+    account: Account,
+    changed_today: set[str],
+    fixed: int,
+    status: str,
+) -> GuardedPlan:
+    """The change set under the guardrails, recorded with ``status``; nothing is sent."""
+    changes = change_set(allocations)
+    known = changes[changes["previous_budget_minor"].notna()]
+    plan = [
+        PlannedBudget(
+            str(row.arm_id),
+            int(row.previous_budget_minor),
+            int(row.budget_minor),
+            str(row.stage),
+            str(row.reason),
+            str(row.arm_id) in changed_today,
+        )
+        for row in known.itertuples()
+    ]
+    guarded = apply_guardrails(plan, account, fixed_minor=fixed)
+    after = {b.adset_id: b for b in guarded.budgets}
+    for row in changes.itertuples():
+        adset_id, before = str(row.arm_id), _int(row.previous_budget_minor)
+        if guarded.refused:
+            audit.record(adset_id, before, int(row.budget_minor), "refused", guarded.refused)
+        elif adset_id in after:
+            budget = after[adset_id]
+            audit.record(adset_id, before, budget.after, status, budget.reason)
+        else:
+            reason = f"{row.reason}; current budget unknown: no guardrail applied"
+            audit.record(adset_id, before, int(row.budget_minor), status, reason)
+    return guarded
+
+
+def _push(
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    audit: _Audit,
+    meta: BudgetWriter,
+    allocations: pd.DataFrame,
+    entities: pd.DataFrame,
+    rules: tuple[Account, set[str], int, bool],
+    pauses: pd.DataFrame,
+) -> dg.MaterializeResult:
+    """Read each allowed ad set's budget now, guard the plan, write what changes, read back."""
+    account, changed_today, fixed, force = rules
+    adsets = entities[entities["level"] == "adset"].set_index("object_id")
+    funded = allocations[allocations["budget_minor"] > 0]
+    campaigns, only = settings.push_campaign_ids, settings.push_adset_ids
+    plan: list[PlannedBudget] = []
+    deferred_reason = ""
+    for row in funded.itertuples():
+        adset_id = str(row.arm_id)
+        campaign = str(adsets["campaign_id"].get(adset_id, "") or "")
+        requested, before = int(row.budget_minor), _int(row.previous_budget_minor)
+        if campaign not in campaigns or (only and adset_id not in only):
+            audit.record(adset_id, before, requested, "out_of_scope", "not on the allow-list")
+            continue
+        if deferred_reason:
+            audit.record(adset_id, before, requested, "deferred", deferred_reason)
+            continue
+        try:
+            now = meta.read_adset(adset_id)
+        except RateLimited as error:
+            deferred_reason = f"rate limited, left for the next run: {error}"
+            audit.record(adset_id, before, requested, "deferred", deferred_reason)
+            continue
+        if now.campaign_id and now.campaign_id not in campaigns:
+            audit.record(adset_id, before, requested, "out_of_scope", "campaign not allowed")
+            continue
+        if now.unwritable:
+            audit.record(adset_id, now.daily_budget, requested, "not_daily_budget", now.unwritable)
+            continue
+        plan.append(
+            PlannedBudget(
+                adset_id,
+                int(now.daily_budget),
+                requested,
+                str(row.stage),
+                str(row.reason),
+                adset_id in changed_today,
+            )
+        )
+
+    guarded = apply_guardrails(plan, account, force=force, fixed_minor=fixed)
+    if guarded.refused:
+        for p in plan:
+            audit.record(p.adset_id, p.before, p.requested, "refused", guarded.refused)
+        raise dg.Failure(description=f"push refused by the guardrails: {guarded.refused}")
+
+    counts: dict[str, int] = {}
+    total_before = total_after = 0
+    for budget in guarded.budgets:
+        status, read_back, reason = _write(meta, budget, deferred_reason)
+        if status == "deferred":
+            deferred_reason = reason
+        counts[status] = counts.get(status, 0) + 1
+        total_before += budget.before
+        total_after += budget.after if status in ("applied", "unchanged") else budget.before
+        audit.record(budget.adset_id, budget.before, budget.after, status, reason, read_back)
+        if status == "token_refused":
+            raise dg.Failure(description=reason)
 
     currency = settings.account_currency
-    before = to_major_units(int(audit["before_minor"].fillna(0).sum()), currency)
-    after = to_major_units(int(audit["requested_minor"].sum()), currency)
     context.log.info(
-        f"dry run: {len(audit)} ad set budgets would change ({before:,.2f} -> {after:,.2f}"
-        f" {currency}); nothing sent"
+        f"live push: {counts.get('applied', 0)} ad sets changed, total"
+        f" {format_minor(total_before, currency)} -> {format_minor(total_after, currency)};"
+        f" deferred {counts.get('deferred', 0)}, failed"
+        f" {counts.get('failed', 0) + counts.get('read_back_mismatch', 0)}, too low"
+        f" {counts.get('too_low', 0)}"
     )
+    return _result(context, settings, audit, "live", pauses, "", (total_before, total_after))
+
+
+def _write(meta: BudgetWriter, budget: GuardedBudget, deferred: str) -> tuple[str, int | None, str]:
+    """One write and its read-back: status, the budget read back, the reason."""
+    adset_id, minor = budget.adset_id, budget.after
+    if not budget.changes:
+        return "unchanged", None, budget.reason or "Meta already has this budget"
+    if deferred:
+        return "deferred", None, deferred
+    try:
+        meta.set_daily_budget(adset_id, minor)
+    except RateLimited as error:
+        return "deferred", None, f"rate limited, left for the next run: {error}"
+    except BudgetTooLow as error:
+        return "too_low", None, f"kept the old budget: {error}"
+    except MetaTokenError as error:
+        return "token_refused", None, str(error)
+    except BudgetWriteError as error:
+        return "failed", None, str(error)
+    try:
+        read_back = meta.read_adset(adset_id).daily_budget
+    except BudgetWriteError as error:
+        return "failed", None, f"sent, but the read-back failed: {error}"
+    if read_back != minor:
+        return "read_back_mismatch", read_back, f"Meta reports {read_back}, not {minor}"
+    return "applied", read_back, budget.reason
+
+
+def _result(
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    audit: _Audit,
+    mode: str,
+    pauses: pd.DataFrame,
+    refused: str,
+    totals: tuple[int, int] | None = None,
+) -> dg.MaterializeResult:
+    table = audit.table()
+    currency = settings.account_currency
+    if totals is None:
+        totals = (
+            int(table["before_minor"].fillna(0).sum()),
+            int(table["requested_minor"].fillna(0).sum()),
+        )
+    before, after = (to_major_units(total, currency) for total in totals)
+    if mode != "live":
+        context.log.info(
+            f"{mode}: {len(table)} ad set budgets would change ({before:,.2f} ->"
+            f" {after:,.2f} {currency}); nothing sent"
+            + (f"; the guardrails refuse the plan: {refused}" if refused else "")
+        )
+    if len(pauses):
+        context.log.warning(
+            f"{len(pauses)} ad sets planned at zero keep their budget: pausing is not sent"
+            f" ({', '.join(map(str, pauses['arm_id']))})"
+        )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(audit),
-            "mode": "dry_run",
-            "changed_ad_sets": len(audit),
+            "dagster/row_count": len(table),
+            "mode": mode,
+            "changed_ad_sets": int((table["status"] == "applied").sum())
+            if mode == "live"
+            else len(table),
+            "statuses": dg.MetadataValue.json(table["status"].value_counts().to_dict()),
             "total_before": before,
             "total_after": after,
-            "preview": markdown_preview(audit, 15),
+            "pauses_not_sent": len(pauses),
+            "refused": refused,
+            "preview": markdown_preview(table, 15),
         }
     )

@@ -11,6 +11,7 @@ import dagster as dg
 
 from aelp2_assets.assets.channels import Ga4FileSource
 from aelp2_assets.resources.meta_api import MetaApiSource
+from aelp2_assets.resources.meta_budgets import BudgetWriter, MetaBudgets, NoBudgetWrites
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import DemoSource, FileSource
 from aelp2_assets.resources.warehouse import DuckDBIOManager, DuckDBWarehouse
@@ -61,6 +62,19 @@ def _alert_notifier(settings: Aelp2Settings) -> AlertNotifier:
     )
 
 
+def _budget_writer(settings: Aelp2Settings) -> BudgetWriter:
+    # Dry run and the kill switch wire a writer that cannot send anything: no token needed.
+    if settings.push_mode == "dry_run" or settings.push_kill_switch:
+        return NoBudgetWrites()
+    return MetaBudgets(
+        api=MetaApiSource.from_settings(
+            settings,
+            access_token=dg.EnvVar("META_ACCESS_TOKEN"),
+            app_secret=dg.EnvVar("META_APP_SECRET") if settings.meta_app_id else None,
+        )
+    )
+
+
 def resources_for(settings: Aelp2Settings) -> dict[str, object]:
     """The resources of every asset: settings, insights source, warehouse and IO manager."""
     if settings.warehouse_name != "duckdb":
@@ -72,6 +86,7 @@ def resources_for(settings: Aelp2Settings) -> dict[str, object]:
         "insights_source": _insights_source(settings),
         "warehouse": DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset),
         "io_manager": DuckDBIOManager(database=settings.duckdb_path, schema=settings.dataset),
+        "meta_budgets": _budget_writer(settings),
         "alert_notifier": _alert_notifier(settings),
         # GA4 from a local export; BigQuery arrives with the production issue (issue 7)
         "ga4_source": Ga4FileSource(path=settings.ga4_file),

@@ -85,6 +85,13 @@ ENV_VARS = {
     "AELP2_GA4_SUSPECT_MIN_SESSIONS": "ga4_suspect_min_sessions",
     "AELP2_REPORTS_DIR": "reports_dir",
     "AELP2_PIPELINE_MONTHLY_COST": "pipeline_monthly_cost",
+    # Pushing budgets (README: "Pushing budgets").
+    "AELP2_PUSH_MODE": "push_mode",
+    "AELP2_PUSH_KILL_SWITCH": "push_kill_switch",
+    "AELP2_PUSH_CAMPAIGNS": "push_campaigns",
+    "AELP2_PUSH_ADSETS": "push_adsets",
+    "AELP2_PUSH_MAX_CHANGE_SHARE": "push_max_change_share",
+    "AELP2_PUSH_HOUR": "push_hour",
 }
 
 # The Graph API version the pinned facebook-business SDK targets (facebook_business/apiconfig.py).
@@ -237,6 +244,35 @@ class Aelp2Settings(dg.ConfigurableResource):
     )
     meta_token_expiry_warning_days: int = Field(
         7, description="META_TOKEN_EXPIRY_WARNING_DAYS: warn when the token expires this soon."
+    )
+    # Pushing budgets to Meta (README "Pushing budgets").
+    push_mode: str = Field(
+        "dry_run",
+        description="AELP2_PUSH_MODE: 'dry_run' (record only), 'approve' (scheduled runs stop at"
+        " the plan; a run launched by hand pushes) or 'live' (the schedule pushes).",
+    )
+    push_kill_switch: bool = Field(
+        False, description="AELP2_PUSH_KILL_SWITCH: true stops every budget write, in any mode."
+    )
+    push_campaigns: str = Field(
+        "",
+        description="AELP2_PUSH_CAMPAIGNS: comma-separated campaign ids whose ad sets the push"
+        " may write (required by approve and live).",
+    )
+    push_adsets: str = Field(
+        "",
+        description="AELP2_PUSH_ADSETS: comma-separated ad set ids; when set, only these (within"
+        " the allowed campaigns) may be written.",
+    )
+    push_max_change_share: float = Field(
+        0.20,
+        description="AELP2_PUSH_MAX_CHANGE_SHARE: the largest daily change of an ad set's budget"
+        " (launch and sunset excepted).",
+    )
+    push_hour: int = Field(
+        6,
+        description="AELP2_PUSH_HOUR: account-local hour from which a scheduled live push may"
+        " write (0-23); earlier ticks only record the plan.",
     )
 
     # Monitoring and alerts. The Slack token and PagerDuty routing key are never settings: the
@@ -590,6 +626,62 @@ class Aelp2Settings(dg.ConfigurableResource):
         if value and not re.fullmatch(r"[#@]?[A-Za-z0-9_.-]{1,80}", value):
             raise ValueError("must be a channel name or id, e.g. #ads-alerts or C0123456789")
         return value
+
+    @field_validator("push_mode")
+    @classmethod
+    def _known_push_mode(cls, value: str) -> str:
+        if value not in ("dry_run", "approve", "live"):
+            raise ValueError("must be 'dry_run', 'approve' or 'live'")
+        return value
+
+    @field_validator("push_campaigns", "push_adsets")
+    @classmethod
+    def _id_list(cls, value: str) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in ids):
+            raise ValueError("must be Meta ids (digits) separated by commas")
+        return ",".join(ids)
+
+    @field_validator("push_max_change_share")
+    @classmethod
+    def _change_share(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError("must be a share above 0 and at most 1 (0.20 is 20%)")
+        return value
+
+    @field_validator("push_hour")
+    @classmethod
+    def _an_hour(cls, value: int) -> int:
+        if not 0 <= value <= 23:
+            raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @model_validator(mode="after")
+    def _writes_need_an_account_and_an_allow_list(self) -> "Aelp2Settings":
+        if self.push_mode == "dry_run":
+            return self
+        missing = []
+        if not self.meta_ad_account_id:
+            missing.append("META_AD_ACCOUNT_ID (the ad account written to)")
+        if not self.push_campaigns:
+            missing.append("AELP2_PUSH_CAMPAIGNS (the campaigns the push may write)")
+        if missing:
+            raise ValueError(
+                f"AELP2_PUSH_MODE='{self.push_mode}' needs "
+                + " and ".join(missing)
+                + "; META_ACCESS_TOKEN is read when a run starts"
+            )
+        return self
+
+    @property
+    def push_campaign_ids(self) -> frozenset[str]:
+        """The campaigns whose ad sets the push may write."""
+        return frozenset(filter(None, self.push_campaigns.split(",")))
+
+    @property
+    def push_adset_ids(self) -> frozenset[str]:
+        """The ad sets the push may write; empty: every ad set of the allowed campaigns."""
+        return frozenset(filter(None, self.push_adsets.split(",")))
 
     @property
     def source_name(self) -> str:
