@@ -29,7 +29,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from aelp2_assets.placements import CHANNELS
-from aelp2_assets.posteriors import ALL, sample_conversions_per_dollar
+from aelp2_assets.posteriors import (
+    ALL,
+    expected_conversions_per_dollar,
+    sample_conversions_per_dollar,
+)
 
 # Shape (= rate) of the day-to-day Gamma multiplier: coefficient of variation 1/sqrt(25) = 20%.
 OVERDISPERSION_SHAPE = 25.0
@@ -48,6 +52,93 @@ class ForecastResult:
     table: pd.DataFrame
     draws_used: int
     converged: bool
+
+
+@dataclass(frozen=True)
+class RecentCalibration:
+    """How the account's recent days departed from what the posterior means predict.
+
+    Fitted by ``recent_calibration`` (a Poisson regression of each day's conversions on the
+    posterior-mean expectation at that day's spend): ``log_level`` is the log of realised over
+    expected conversions on the decision date, ``slope`` its change per day (creatives wear as
+    they spend, so the all-history posterior drifts above the present), ``covariance`` their
+    2x2 uncertainty (inflated by the residual dispersion), and ``overdispersion_shape`` the
+    shape of the day-to-day Gamma factor estimated from the days' excess variance.
+    """
+
+    log_level: float
+    slope: float
+    covariance: np.ndarray
+    overdispersion_shape: float
+    days: int
+
+
+# Bounds of the fitted day-to-day shape (coefficient of variation 3% to 100%) and of the drift
+# per day (+-5%): a few weeks of days cannot support anything wilder.
+_SHAPE_BOUNDS = (1.0, 1000.0)
+_MAX_SLOPE = 0.05
+
+
+def recent_calibration(
+    posteriors: pd.DataFrame,
+    history: pd.DataFrame,
+    as_of: object,
+    *,
+    window_days: int = 28,
+    min_days: int = 7,
+) -> RecentCalibration | None:
+    """Level, drift and day-to-day overdispersion of the last ``window_days`` days before
+    ``as_of``, relative to the posterior means; None when fewer than ``min_days`` days with
+    spend or fewer than 10 conversions leave nothing to estimate them from.
+
+    ``history`` has date, adset_id, spend, conversions (the allocator's daily table); rows of
+    arms without a posterior are left out.
+    """
+    arms = posteriors[posteriors["placement"] == ALL]
+    mean_rate = pd.Series(expected_conversions_per_dollar(arms), index=arms["arm_id"].to_numpy())
+    as_of = pd.Timestamp(as_of)
+    dates = pd.to_datetime(history["date"])
+    recent = history[(dates < as_of) & (dates >= as_of - pd.Timedelta(days=window_days))]
+    recent = recent[recent["adset_id"].isin(mean_rate.index)]
+    if recent.empty:
+        return None
+    expected = recent["spend"].to_numpy(float) * mean_rate.reindex(recent["adset_id"]).to_numpy()
+    daily = (
+        recent.assign(expected=expected, day=pd.to_datetime(recent["date"]))
+        .groupby("day")[["conversions", "expected"]]
+        .sum()
+    )
+    daily = daily[daily["expected"] > 0]
+    y, mu = daily["conversions"].to_numpy(float), daily["expected"].to_numpy(float)
+    if len(daily) < min_days or y.sum() < 10:
+        return None
+    x = ((daily.index - as_of).days).to_numpy(float)
+
+    design = np.column_stack([np.ones_like(x), x])
+    theta = np.array([np.log(y.sum() / mu.sum()), 0.0])
+    for _ in range(25):  # Newton steps of the Poisson log-likelihood with offset log(mu)
+        fitted = mu * np.exp(design @ theta)
+        information = design.T @ (design * fitted[:, None])
+        step = np.linalg.solve(information, design.T @ (y - fitted))
+        theta = theta + step
+        if np.abs(step).max() < 1e-8:
+            break
+    theta[1] = float(np.clip(theta[1], -_MAX_SLOPE, _MAX_SLOPE))
+    fitted = mu * np.exp(design @ theta)
+    information = design.T @ (design * fitted[:, None])
+    dispersion = max(1.0, float(((y - fitted) ** 2 / fitted).sum() / max(len(y) - 2, 1)))
+    covariance = np.linalg.inv(information) * dispersion
+
+    # Var(y) = m + m^2 / shape for a Gamma(shape, shape) day factor under Poisson counts.
+    excess = float(((y - fitted) ** 2 - y).sum() / (fitted**2).sum())
+    shape = float(np.clip(1.0 / excess, *_SHAPE_BOUNDS)) if excess > 0 else _SHAPE_BOUNDS[1]
+    return RecentCalibration(
+        log_level=float(theta[0]),
+        slope=float(theta[1]),
+        covariance=covariance,
+        overdispersion_shape=shape,
+        days=len(daily),
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +162,7 @@ def forecast_cac(
     convergence_threshold: float = 0.01,
     rng: np.random.Generator,
     max_draws: int = 64000,
+    calibration: RecentCalibration | None = None,
 ) -> ForecastResult:
     """p10/p50/p90 of the cumulative CAC path and of daily conversions by channel.
 
@@ -86,6 +178,10 @@ def forecast_cac(
     Cumulative CAC is cumulative spend over cumulative conversions: its quantiles are spend
     over the opposite quantiles of cumulative conversions (1/x reverses the order), so a
     quantile at zero conversions is ``inf``; with no spend at all CAC is ``nan``.
+
+    With a ``calibration`` (``recent_calibration``) every draw also carries the account's
+    recent level and drift, drawn from their uncertainty, and one day factor for the whole
+    portfolio with the fitted overdispersion, in place of the fixed per-arm factor.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -95,14 +191,14 @@ def forecast_cac(
         raise ValueError(f"convergence_threshold must be > 0, got {convergence_threshold}")
 
     portfolio = _portfolio(posteriors, daily_spend)
-    batches = [_simulate(portfolio, rng, min_draws, horizon_days)]
+    batches = [_simulate(portfolio, rng, min_draws, horizon_days, calibration)]
     draws = min_draws
     previous = _quantiles(batches)
     converged = False
 
     while draws < max_draws:
         extra = min(draws, max_draws - draws)
-        batches.append(_simulate(portfolio, rng, extra, horizon_days))
+        batches.append(_simulate(portfolio, rng, extra, horizon_days, calibration))
         draws += extra
         current = _quantiles(batches)
         settled = not any(
@@ -125,12 +221,13 @@ def conversion_draws(
     horizon_days: int,
     draws: int,
     rng: np.random.Generator,
+    calibration: RecentCalibration | None = None,
 ) -> np.ndarray:
     """``draws`` simulated futures of the portfolio's total daily conversions, shape
     ``(draws, horizon_days)``: the same simulation ``forecast_cac`` summarises, for scoring a
     forecast against what happened (CRPS needs the draws, not only the bands)."""
     portfolio = _portfolio(posteriors, daily_spend)
-    return _simulate(portfolio, rng, draws, horizon_days).sum(axis=2)
+    return _simulate(portfolio, rng, draws, horizon_days, calibration).sum(axis=2)
 
 
 def _portfolio(posteriors: pd.DataFrame, daily_spend: Mapping[str, float]) -> _Portfolio:
@@ -188,7 +285,11 @@ def _portfolio(posteriors: pd.DataFrame, daily_spend: Mapping[str, float]) -> _P
 
 
 def _simulate(
-    portfolio: _Portfolio, rng: np.random.Generator, draws: int, horizon: int
+    portfolio: _Portfolio,
+    rng: np.random.Generator,
+    draws: int,
+    horizon: int,
+    calibration: RecentCalibration | None = None,
 ) -> np.ndarray:
     """Daily conversions per channel, shape (draws, horizon, channels)."""
     n_channels = len(portfolio.channels)
@@ -202,12 +303,36 @@ def _simulate(
         rate = sample_conversions_per_dollar(portfolio.components, rng, n)
         expected = (rate * portfolio.component_spend) @ portfolio.arm_channel
         expected = expected.reshape(n, portfolio.n_arms, n_channels)
+        if calibration is not None:
+            out[start : start + n] = _calibrated_days(expected, calibration, rng, horizon)
+            continue
         factor = rng.gamma(
             OVERDISPERSION_SHAPE, 1.0 / OVERDISPERSION_SHAPE, size=(n, horizon, portfolio.n_arms)
         )
         # (n, horizon, arms) @ (n, arms, channels): each day's expected conversions by channel.
         out[start : start + n] = rng.poisson(factor @ expected)
     return out
+
+
+def _calibrated_days(
+    expected: np.ndarray,
+    calibration: RecentCalibration,
+    rng: np.random.Generator,
+    horizon: int,
+) -> np.ndarray:
+    """Daily conversions (n, horizon, channels) from expected conversions (n, arms, channels)
+    scaled by each draw's level and drift and one day factor per draw and day."""
+    n = expected.shape[0]
+    level, slope = rng.multivariate_normal(
+        [calibration.log_level, calibration.slope], calibration.covariance, size=n
+    ).T
+    slope = np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE)
+    days = np.arange(horizon, dtype=float)
+    shape = calibration.overdispersion_shape
+    multiplier = np.exp(level[:, None] + slope[:, None] * days) * rng.gamma(
+        shape, 1.0 / shape, size=(n, horizon)
+    )
+    return rng.poisson(multiplier[:, :, None] * expected.sum(axis=1)[:, None, :])
 
 
 def _quantiles(batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

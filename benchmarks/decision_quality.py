@@ -66,7 +66,7 @@ from aelp2_assets.allocation import (  # noqa: E402
     arms_for_allocation,
 )
 from aelp2_assets.evaluation import crps_from_samples, precision_recall_at_k  # noqa: E402
-from aelp2_assets.forecast import conversion_draws  # noqa: E402
+from aelp2_assets.forecast import conversion_draws, recent_calibration  # noqa: E402
 from aelp2_assets.posteriors import (  # noqa: E402
     arm_parameters,
     expected_conversions_per_dollar,
@@ -439,12 +439,19 @@ def _forecast(view: Day, budgets: dict[str, int], frames: list[pd.DataFrame]) ->
         draws=200,
     )
     modelled = {arm: s for arm, s in spend.items() if arm in set(posteriors["arm_id"])}
+    spending = posteriors[posteriors["arm_id"].isin(list(modelled))]
+    calibration = recent_calibration(posteriors, view.history, day)
     ours = conversion_draws(
-        posteriors[posteriors["arm_id"].isin(list(modelled))],
+        spending,
         modelled,
         horizon_days=CAC_HORIZON,
         draws=FORECAST_DRAWS,
         rng=rng,
+        calibration=calibration,
+    )
+    # the forecast before calibration (fixed 20% per-arm day factor, no drift), for comparison
+    fixed = conversion_draws(
+        spending, modelled, horizon_days=CAC_HORIZON, draws=FORECAST_DRAWS, rng=rng
     )
     # Arms without a posterior yet (launching today) spend at the portfolio's rate.
     unmodelled = daily - sum(modelled.values())
@@ -460,10 +467,12 @@ def _forecast(view: Day, budgets: dict[str, int], frames: list[pd.DataFrame]) ->
     poisson = rng.poisson(trailing_rate * daily, (FORECAST_DRAWS, CAC_HORIZON))
     if unmodelled > 0:
         ours = ours + rng.poisson(trailing_rate * unmodelled, ours.shape)
+        fixed = fixed + rng.poisson(trailing_rate * unmodelled, fixed.shape)
     return {
         "index": view.index,
         "daily_spend": daily,
         "ours": ours,
+        "ours_uncalibrated": fixed,
         "truth": truth,
         "poisson": poisson,
     }
@@ -479,7 +488,7 @@ def _score_forecasts(result: RunResult) -> list[dict]:
         if i + CAC_HORIZON <= DAYS:
             window = slice(i, i + CAC_HORIZON)
             cac_target = result.spend[window].sum() / max(result.conversions[window].sum(), 1)
-        for name in ("ours", "truth", "poisson"):
+        for name in ("ours", "ours_uncalibrated", "truth", "poisson"):
             draws = f[name]
             next_day = draws[:, 0]
             p10, p90 = np.quantile(next_day, [0.1, 0.9])
@@ -589,7 +598,12 @@ def summarise(results: list[RunResult], seconds: float) -> str:
         scored = pd.DataFrame(columns=["metric", "model", "covered", "crps"])
     lines.append("| metric | model | forecasts | coverage | mean CRPS |")
     lines.append("|---|---|---|---|---|")
-    labels = {"ours": "ours", "truth": "oracle (true parameters)", "poisson": "trailing-7d Poisson"}
+    labels = {
+        "ours": "ours (calibrated on recent days)",
+        "ours_uncalibrated": "ours, fixed 20% day factor, no drift",
+        "truth": "oracle (true parameters)",
+        "poisson": "trailing-7d Poisson",
+    }
     for (metric, model), group in scored.groupby(["metric", "model"], sort=False):
         lines.append(
             f"| {metric} | {labels[model]} | {len(group)} | {100 * group['covered'].mean():.1f}%"

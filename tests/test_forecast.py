@@ -7,8 +7,10 @@ import pytest
 from aelp2_assets.forecast import (
     FORECAST_COLUMNS,
     OVERDISPERSION_SHAPE,
+    conversion_draws,
     fan_chart_png,
     forecast_cac,
+    recent_calibration,
 )
 from aelp2_assets.placements import CHANNELS
 
@@ -207,3 +209,65 @@ def test_fan_chart_is_a_png() -> None:
     ).table
     image = fan_chart_png(table, "30-day CAC")
     assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000
+
+
+def _calibration_inputs(days: int, level: float, shape: float, seed: int = 3) -> tuple:
+    """Two arms whose posterior means are 0.01 and 0.02 conversions per dollar; the account
+    converts at ``level`` times that, with a Gamma(shape, shape) day factor."""
+    rng = np.random.default_rng(seed)
+    posteriors = pd.DataFrame(
+        {
+            "arm_id": ["a", "b"],
+            "placement": ["all", "all"],
+            "click_shape": [100.0, 100.0],
+            "click_rate": [100.0, 100.0],
+            "conv_shape": [10.0, 20.0],
+            "conv_rate": [1000.0, 1000.0],
+        }
+    )
+    dates = pd.date_range("2025-01-01", periods=days)
+    rows = []
+    for date in dates:
+        factor = rng.gamma(shape, 1 / shape)
+        for arm, rate in (("a", 0.01), ("b", 0.02)):
+            rows.append(
+                {
+                    "date": date,
+                    "adset_id": arm,
+                    "spend": 5000.0,
+                    "conversions": rng.poisson(level * factor * rate * 5000.0),
+                }
+            )
+    return posteriors, pd.DataFrame(rows), dates[-1] + pd.Timedelta(days=1)
+
+
+def test_recent_calibration_recovers_level_and_overdispersion() -> None:
+    posteriors, history, as_of = _calibration_inputs(days=28, level=0.6, shape=10.0)
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert fit is not None and fit.days == 28
+    assert abs(np.exp(fit.log_level) - 0.6) < 0.15
+    assert abs(fit.slope) < 0.02
+    assert 3.0 < fit.overdispersion_shape < 40.0
+
+
+def test_recent_calibration_needs_days_and_widens_the_band() -> None:
+    posteriors, history, as_of = _calibration_inputs(days=4, level=1.0, shape=10.0)
+    assert recent_calibration(posteriors, history, as_of) is None
+
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=5.0)
+    fit = recent_calibration(posteriors, history, as_of)
+    spend = {"a": 5000.0, "b": 5000.0}
+    plain = conversion_draws(
+        posteriors, spend, horizon_days=1, draws=4000, rng=np.random.default_rng(1)
+    )
+    calibrated = conversion_draws(
+        posteriors,
+        spend,
+        horizon_days=1,
+        draws=4000,
+        rng=np.random.default_rng(1),
+        calibration=fit,
+    )
+    assert calibrated.std() > 1.2 * plain.std()
