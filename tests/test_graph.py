@@ -79,6 +79,7 @@ def test_every_materialization_carries_count_preview_and_numbers(demo_run):
     assert forecast["cac_day30_p10"].value <= forecast["cac_day30_p50"].value
     assert forecast["cac_day30_p50"].value <= forecast["cac_day30_p90"].value
     assert forecast["draws"].value >= 1000
+    assert forecast["calibrated"].value is True  # 21 days of demo history are enough
 
 
 def test_allocation_invariants_hold(demo_run):

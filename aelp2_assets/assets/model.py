@@ -10,7 +10,7 @@ import pandas as pd
 
 from aelp2_assets.assets.metadata import markdown_preview, png_markdown
 from aelp2_assets.assets.validate import REJECTS_TABLE
-from aelp2_assets.forecast import fan_chart_png, forecast_cac
+from aelp2_assets.forecast import fan_chart_png, forecast_cac, recent_calibration
 from aelp2_assets.money import to_major_units
 from aelp2_assets.posteriors import fit_posteriors
 from aelp2_assets.resources.settings import Aelp2Settings
@@ -158,28 +158,39 @@ def planned_daily_spend(
 def cac_forecasts(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
+    warehouse: DuckDBWarehouse,
     creative_posteriors: pd.DataFrame,
     meta_ad_entities: pd.DataFrame,
 ) -> pd.DataFrame:
     """Monte Carlo forecast at the current budgets: the 30-day cumulative CAC path and daily
     conversions by channel (Feed, Stories, Reels, Marketplace, other), each p10/p50/p90,
     with at least MONTE_CARLO_DRAWS draws, doubled until the bands move less than
-    CONVERGENCE_THRESHOLD."""
+    CONVERGENCE_THRESHOLD. The recent days calibrate it: the level, drift (fatigue) and
+    day-to-day overdispersion of actual conversions against the posterior's predictions."""
     decision = decision_date_of(creative_posteriors)
     arms = creative_posteriors[creative_posteriors["placement"] == "all"]
     spend = planned_daily_spend(arms, meta_ad_entities, settings)
     seed = decision_seed(decision, settings, "forecast")
+    history = warehouse.read(
+        "validated_meta_metrics",
+        "date",
+        decision - dt.timedelta(days=settings.history_days),
+        decision,
+    )
+    # days before the day after the decision date: the decision date's data included
+    calibration = recent_calibration(creative_posteriors, history, decision + dt.timedelta(days=1))
     result = forecast_cac(
         creative_posteriors[creative_posteriors["arm_id"].isin(list(spend))],
         spend,
         min_draws=settings.monte_carlo_draws,
         convergence_threshold=settings.convergence_threshold,
         rng=np.random.default_rng(seed),
+        calibration=calibration,
     )
     table = result.table.assign(decision_date=pd.Timestamp(decision))
     context.log.info(
         f"forecast for {decision}: {result.draws_used} draws, converged {result.converged},"
-        f" seed {seed}"
+        f" calibrated on recent days: {calibration is not None}, seed {seed}"
     )
 
     cac = table[(table["metric"] == "cumulative_cac") & (table["channel"] == "all")]
@@ -189,6 +200,7 @@ def cac_forecasts(
             "dagster/row_count": len(table),
             "draws": result.draws_used,
             "converged": result.converged,
+            "calibrated": calibration is not None,
             "seed": str(seed),
             "cac_day30_p10": float(day30["p10"]),
             "cac_day30_p50": float(day30["p50"]),
