@@ -301,3 +301,32 @@ def test_live_without_an_allow_list_or_account_fails_at_load():
         Aelp2Settings.from_env({"AELP2_PUSH_MAX_CHANGE_SHARE": "1.5"})
     assert Aelp2Settings.from_env({}).push_mode == "dry_run"
     assert json.dumps(Aelp2Settings.from_env({}).push_max_change_share) == "0.2"
+
+
+def test_a_live_push_is_announced_where_alerts_go(graph, tmp_path, monkeypatch):
+    from pytest_httpserver import HTTPServer
+
+    slack = HTTPServer(host="127.0.0.1")
+    slack.expect_request("/api/chat.postMessage", method="POST").respond_with_json(
+        {"ok": True, "channel": "C1", "ts": "1.0"}
+    )
+    slack.start()
+    try:
+        monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-announcement")
+        settings = _settings(
+            graph,
+            tmp_path,
+            AELP2_SLACK_CHANNEL="#ads-ops",
+            AELP2_SLACK_BASE_URL=slack.url_for("/api/"),
+        )
+        with dg.instance_for_test() as instance:
+            result = _run(settings, instance)
+        assert result.success, _failure(result)
+        messages = [request.get_data(as_text=True) for request, _ in slack.log]
+    finally:
+        slack.clear()
+        slack.stop()
+    announcements = [m for m in messages if "live push:" in m]
+    assert len(announcements) == 1
+    assert f"live push: {len(graph.posts())} ad sets changed" in announcements[0]
+    assert " USD -> " in announcements[0]

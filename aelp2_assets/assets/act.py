@@ -35,6 +35,7 @@ from aelp2_assets.resources.meta_budgets import (
 )
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.sensors.notify import AlertEvent, AlertNotifier
 
 AUDIT_TABLE = "pushed_budgets"
 POOL = "meta_budget_push"
@@ -233,6 +234,7 @@ def pushed_budgets(
     settings: Aelp2Settings,
     warehouse: DuckDBWarehouse,
     meta_budgets: BudgetWriter,
+    alert_notifier: AlertNotifier,
     budget_allocations: pd.DataFrame,
     meta_ad_entities: pd.DataFrame,
 ) -> dg.MaterializeResult:
@@ -277,6 +279,7 @@ def pushed_budgets(
         meta_ad_entities,
         (account, changed_today, fixed, config.force),
         pauses,
+        alert_notifier,
     )
 
 
@@ -330,6 +333,7 @@ def _push(
     entities: pd.DataFrame,
     rules: tuple[Account, set[str], int, bool],
     pauses: pd.DataFrame,
+    notifier: AlertNotifier,
 ) -> dg.MaterializeResult:
     """Read each allowed ad set's budget now, guard the plan, write what changes, read back."""
     account, changed_today, fixed, force = rules
@@ -391,12 +395,24 @@ def _push(
             raise dg.Failure(description=reason)
 
     currency = settings.account_currency
-    context.log.info(
+    summary = (
         f"live push: {counts.get('applied', 0)} ad sets changed, total"
         f" {format_minor(total_before, currency)} -> {format_minor(total_after, currency)};"
         f" deferred {counts.get('deferred', 0)}, failed"
         f" {counts.get('failed', 0) + counts.get('read_back_mismatch', 0)}, too low"
         f" {counts.get('too_low', 0)}"
+    )
+    # announced where alerts go: the log always, Slack and PagerDuty when configured
+    notifier.deliver(
+        AlertEvent(
+            key=f"live_push:{context.run.run_id}",
+            rule="live_push",
+            state="announced",
+            audience="ads-ops",
+            severity="info",
+            message=summary,
+        ),
+        context.log,
     )
     return _result(context, settings, audit, "live", pauses, "", (total_before, total_after))
 

@@ -86,6 +86,8 @@ class AlertNotifier(dg.ConfigurableResource):
         line = f"alert {event.state}: [{event.audience}/{event.severity}] {event.message}"
         if event.severity == "critical" and event.state == "firing":
             log.error(line)
+        elif event.severity == "info":
+            log.info(line)
         else:
             log.warning(line)
         delivered = ["log"]
