@@ -46,7 +46,7 @@ from pydantic import Field, PrivateAttr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.sources import InsightsSource, with_account
+from aelp2_assets.resources.sources import OBJECT_COLUMNS, InsightsSource, with_account
 from aelp2_assets.tables import RAW_KEY
 
 T = TypeVar("T")
@@ -818,20 +818,7 @@ class MetaGraphClient:
             )
             for a in ads
         ]
-        frame = pd.DataFrame.from_records(
-            records,
-            columns=[
-                "level",
-                "object_id",
-                "campaign_id",
-                "adset_id",
-                "name",
-                "status",
-                "daily_budget",
-                "lifetime_budget",
-                "creative_id",
-            ],
-        )
+        frame = pd.DataFrame.from_records(records, columns=list(OBJECT_COLUMNS))
         minimum = minor_units(account.get("min_daily_budget"), "min_daily_budget")
         return with_account(
             frame,

@@ -22,7 +22,8 @@ from pydantic import Field
 from aelp2_assets.insights_files import read_insights_file
 from aelp2_assets.simulator import SimulatedHistory, simulate_history
 
-ENTITY_COLUMNS = (
+# One row per campaign, ad set or ad ...
+OBJECT_COLUMNS = (
     "level",
     "object_id",
     "campaign_id",
@@ -32,10 +33,9 @@ ENTITY_COLUMNS = (
     "daily_budget",
     "lifetime_budget",
     "creative_id",
-    "account_currency",
-    "account_timezone",
-    "min_daily_budget",
 )
+# ... with the account's facts on every row.
+ENTITY_COLUMNS = (*OBJECT_COLUMNS, "account_currency", "account_timezone", "min_daily_budget")
 
 
 def with_account(
