@@ -330,3 +330,40 @@ def test_a_live_push_is_announced_where_alerts_go(graph, tmp_path, monkeypatch):
     assert len(announcements) == 1
     assert f"live push: {len(graph.posts())} ad sets changed" in announcements[0]
     assert " USD -> " in announcements[0]
+
+
+def test_approve_mode_stops_a_scheduled_run_at_the_plan_and_a_run_by_hand_pushes(graph, tmp_path):
+    from aelp2_assets.definitions import build_definitions
+
+    settings = _settings(graph, tmp_path, AELP2_PUSH_MODE="approve")
+    today = settings.account_today()
+    job = build_definitions(settings).resolve_job_def("main_job")
+    with dg.instance_for_test() as instance:
+        scheduled = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                "dagster/schedule_name": "refresh_schedule",
+                "dagster/asset_partition_range_start": (today - dt.timedelta(days=2)).isoformat(),
+                "dagster/asset_partition_range_end": today.isoformat(),
+            },
+        )
+        assert scheduled.success, _failure(scheduled)
+        assert graph.posts() == []  # the schedule stops at the plan
+        planned = _audit(settings)
+        assert set(planned["status"]) == {"awaiting_approval"}
+
+        # the engineer reviewed the plan and materializes the push by hand
+        by_hand = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey("pushed_budgets")],
+        )
+    assert by_hand.success, _failure(by_hand)
+    posts = graph.posts()
+    assert posts
+    audit = _audit(settings)
+    applied = audit[(audit["run_id"] == by_hand.run_id) & (audit["status"] == "applied")]
+    assert sorted(posts) == sorted(
+        zip(applied["adset_id"], applied["requested_minor"].astype(int), strict=True)
+    )
