@@ -367,3 +367,33 @@ def test_approve_mode_stops_a_scheduled_run_at_the_plan_and_a_run_by_hand_pushes
     assert sorted(posts) == sorted(
         zip(applied["adset_id"], applied["requested_minor"].astype(int), strict=True)
     )
+
+
+def test_a_scheduled_live_run_before_the_push_hour_only_records_the_plan(graph, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from aelp2_assets.definitions import build_definitions
+
+    settings = _settings(graph, tmp_path)
+    hour_now = dt.datetime.now(ZoneInfo(settings.account_timezone)).hour
+    if hour_now == 23:
+        pytest.skip("no later hour today to set the push hour to")
+    settings = _settings(graph, tmp_path, AELP2_PUSH_HOUR=str(hour_now + 1))
+    today = settings.account_today()
+    with dg.instance_for_test() as instance:
+        result = (
+            build_definitions(settings)
+            .resolve_job_def("main_job")
+            .execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                tags={
+                    "dagster/schedule_name": "refresh_schedule",
+                    "dagster/asset_partition_range_start": today.isoformat(),
+                    "dagster/asset_partition_range_end": today.isoformat(),
+                },
+            )
+        )
+    assert result.success, _failure(result)
+    assert graph.posts() == []
+    assert set(_audit(settings)["status"]) == {"before_push_hour"}
