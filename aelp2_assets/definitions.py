@@ -4,6 +4,7 @@ import warnings
 
 import dagster as dg
 
+from aelp2_assets.assets.accuracy import model_accuracy
 from aelp2_assets.assets.act import pushed_budgets
 from aelp2_assets.assets.channels import ga4_channel_metrics
 from aelp2_assets.assets.decide import budget_allocations
@@ -20,6 +21,7 @@ from aelp2_assets.sensors.schedules import build_refresh_schedule
 MAIN_JOB = "main_job"
 MONITORING_JOB = "monitoring_job"
 REPORTS_JOB = "reports_job"
+ACCURACY_JOB = "model_accuracy_job"
 
 
 def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
@@ -74,14 +76,28 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
         cron_schedule="30 6 * * *",
         execution_timezone=settings.account_timezone,
     )
+    # The backtest replays stored history and feeds only cost_and_return (through its table):
+    # its own job, off the push path, scheduled before the reports so they read today's row.
+    accuracy_job = dg.define_asset_job(
+        ACCURACY_JOB,
+        selection=dg.AssetSelection.assets(model_accuracy),
+        description="The model replayed on stored history: winner identification and CAC.",
+    )
+    accuracy_schedule = dg.ScheduleDefinition(
+        name="model_accuracy_schedule",
+        job=accuracy_job,
+        cron_schedule="0 6 * * *",
+        execution_timezone=settings.account_timezone,
+    )
     return dg.Definitions(
         # reports: materialized from the UI or the command line, never part of a push
-        assets=[*assets, *monitoring, ga4_channel_metrics, *REPORT_ASSETS],
-        jobs=[main_job, monitoring_job, reports_job],
+        assets=[*assets, *monitoring, ga4_channel_metrics, *REPORT_ASSETS, model_accuracy],
+        jobs=[main_job, monitoring_job, reports_job, accuracy_job],
         schedules=[
             build_refresh_schedule(MAIN_JOB, settings),
             monitoring_schedule,
             reports_schedule,
+            accuracy_schedule,
         ],
         sensors=[data_alerts_sensor, run_failure_alert_sensor],
         resources=resources_for(settings),
