@@ -24,6 +24,23 @@ REPORTS_JOB = "reports_job"
 ACCURACY_JOB = "model_accuracy_job"
 
 
+def _job_on_a_schedule(
+    name: str, assets: list, description: str, cron: str, timezone: str
+) -> tuple[object, dg.ScheduleDefinition]:
+    """A job of ``assets`` (as ``define_asset_job`` makes it) and its schedule, stopped until
+    started in the UI."""
+    job = dg.define_asset_job(
+        name, selection=dg.AssetSelection.assets(*assets), description=description
+    )
+    schedule = dg.ScheduleDefinition(
+        name=name.removesuffix("_job") + "_schedule",
+        job=job,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+    )
+    return job, schedule
+
+
 def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
     """Assets, checks, the main job, its schedule and the resources for ``settings``."""
     daily = dg.DailyPartitionsDefinition(
@@ -50,44 +67,33 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
         selection=dg.AssetSelection.assets(*assets),
         description="Ingest and validate the run's days, then model, allocate and push once.",
     )
+    timezone = settings.account_timezone
     # Monitoring hangs off the graph: its own hourly job, never part of a push.
     monitoring = [meta_hourly_insights, monitoring_figures]
-    monitoring_job = dg.define_asset_job(
+    monitoring_job, monitoring_schedule = _job_on_a_schedule(
         MONITORING_JOB,
-        selection=dg.AssetSelection.assets(*monitoring),
-        description="Today's hourly insights and the monitoring figures Grafana reads.",
-    )
-    monitoring_schedule = dg.ScheduleDefinition(
-        name="monitoring_schedule",
-        job=monitoring_job,
-        cron_schedule="5 * * * *",
-        execution_timezone=settings.account_timezone,
+        monitoring,
+        "Today's hourly insights and the monitoring figures Grafana reads.",
+        "5 * * * *",
+        timezone,
     )
     # Reports read validated insights and feed nothing: their own daily job, off the push path
     # and out of the demo's run.
-    reports_job = dg.define_asset_job(
+    reports_job, reports_schedule = _job_on_a_schedule(
         REPORTS_JOB,
-        selection=dg.AssetSelection.assets(*REPORT_ASSETS),
-        description="Creative rankings, launch trajectories, performance drivers, cost and return.",
-    )
-    reports_schedule = dg.ScheduleDefinition(
-        name="reports_schedule",
-        job=reports_job,
-        cron_schedule="30 6 * * *",
-        execution_timezone=settings.account_timezone,
+        REPORT_ASSETS,
+        "Creative rankings, launch trajectories, performance drivers, cost and return.",
+        "30 6 * * *",
+        timezone,
     )
     # The backtest replays stored history and feeds only cost_and_return (through its table):
     # its own job, off the push path, scheduled before the reports so they read today's row.
-    accuracy_job = dg.define_asset_job(
+    accuracy_job, accuracy_schedule = _job_on_a_schedule(
         ACCURACY_JOB,
-        selection=dg.AssetSelection.assets(model_accuracy),
-        description="The model replayed on stored history: winner identification and CAC.",
-    )
-    accuracy_schedule = dg.ScheduleDefinition(
-        name="model_accuracy_schedule",
-        job=accuracy_job,
-        cron_schedule="0 6 * * *",
-        execution_timezone=settings.account_timezone,
+        [model_accuracy],
+        "The model replayed on stored history: winner identification and CAC.",
+        "0 6 * * *",
+        timezone,
     )
     return dg.Definitions(
         # reports: materialized from the UI or the command line, never part of a push
