@@ -56,6 +56,7 @@ import pandas as pd
 
 from aelp2_assets.money import minor_unit_offset, to_major_units, to_minor_units
 from aelp2_assets.placements import PLACEMENT_PROFILES, PlacementProfile, channel_of
+from aelp2_assets.tables import OBJECT_COLUMNS
 
 PURCHASE_ALIASES = ("offsite_conversion.fb_pixel_purchase", "purchase", "omni_purchase")
 DEFAULT_ACCOUNT_ID = "100000000000001"
@@ -579,19 +580,7 @@ class Simulator:
         frame = pd.DataFrame.from_records(records)
         frame["daily_budget"] = frame["daily_budget"].astype("Int64")
         frame["lifetime_budget"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-        columns = [
-            "level",
-            "object_id",
-            "campaign_id",
-            "adset_id",
-            "name",
-            "status",
-            "daily_budget",
-            "lifetime_budget",
-            "creative_id",
-            "first_delivery_date",
-        ]
-        return frame[columns]
+        return frame[[*OBJECT_COLUMNS, "first_delivery_date"]]
 
 
 def baseline_budgets(simulator: Simulator, day: dt.date, daily_budget: float) -> dict[str, float]:

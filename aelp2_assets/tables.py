@@ -57,3 +57,17 @@ VALIDATED_KEY = ("date", "ad_id", *PLACEMENT_KEY)
 # identified by its pull (pulled_at) and its position in it (row_number): merged raw days hold
 # rows of several pulls.
 REJECT_COLUMNS = ("date", "pulled_at", "row_number", "ad_id", "field", "value", "reason")
+
+# meta_ad_entities: one row per campaign, ad set or ad (budgets in integer minor units); the
+# sources add the account's currency, time zone and minimum daily budget to every row.
+OBJECT_COLUMNS = (
+    "level",
+    "object_id",
+    "campaign_id",
+    "adset_id",
+    "name",
+    "status",
+    "daily_budget",
+    "lifetime_budget",
+    "creative_id",
+)

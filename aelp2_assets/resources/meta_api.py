@@ -46,8 +46,8 @@ from pydantic import Field, PrivateAttr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.sources import OBJECT_COLUMNS, InsightsSource, with_account
-from aelp2_assets.tables import RAW_KEY
+from aelp2_assets.resources.sources import InsightsSource, with_account
+from aelp2_assets.tables import OBJECT_COLUMNS, RAW_KEY
 
 T = TypeVar("T")
 

@@ -21,20 +21,9 @@ from pydantic import Field
 
 from aelp2_assets.insights_files import read_insights_file
 from aelp2_assets.simulator import SimulatedHistory, simulate_history
+from aelp2_assets.tables import OBJECT_COLUMNS
 
-# One row per campaign, ad set or ad ...
-OBJECT_COLUMNS = (
-    "level",
-    "object_id",
-    "campaign_id",
-    "adset_id",
-    "name",
-    "status",
-    "daily_budget",
-    "lifetime_budget",
-    "creative_id",
-)
-# ... with the account's facts on every row.
+# meta_ad_entities: the objects with the account's facts on every row.
 ENTITY_COLUMNS = (*OBJECT_COLUMNS, "account_currency", "account_timezone", "min_daily_budget")
 
 
