@@ -15,15 +15,18 @@ from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
 FIRST_DAY, LAST_DAY = dt.date(2017, 8, 17), dt.date(2017, 8, 30)
+MARCH_FIRST = dt.date(2024, 3, 1)  # the first day of the hand-written exports
 
 
-def _settings(folder, export) -> Aelp2Settings:
+def _settings(folder, export, first_day: dt.date = FIRST_DAY, **environ: str) -> Aelp2Settings:
+    """The file source reading ``export`` into a warehouse in ``folder``."""
     return Aelp2Settings.from_env(
         {
             "AELP2_SOURCE": "file",
             "AELP2_SOURCE_FILE": str(export),
             "AELP2_DUCKDB_PATH": str(folder / "warehouse.duckdb"),
-            "AELP2_PARTITION_START_DATE": FIRST_DAY.isoformat(),
+            "AELP2_PARTITION_START_DATE": first_day.isoformat(),
+            **environ,
         }
     )
 
@@ -123,14 +126,7 @@ def test_bad_rows_fail_the_blocking_check_and_nothing_downstream_runs(tmp_path):
     days = [f"2024-03-0{d}" for d in range(1, 4)]
     good = [_good_row(day, ad) for day in days for ad in range(3)]
     _write(export, good)
-    settings = Aelp2Settings.from_env(
-        {
-            "AELP2_SOURCE": "file",
-            "AELP2_SOURCE_FILE": str(export),
-            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-            "AELP2_PARTITION_START_DATE": "2024-03-01",
-        }
-    )
+    settings = _settings(tmp_path, export, MARCH_FIRST)
     warehouse = _warehouse(settings)
     with dg.instance_for_test() as instance:
         assert run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance).success
@@ -190,14 +186,7 @@ def test_a_row_without_a_date_is_refused_before_anything_is_written(tmp_path):
     export = tmp_path / "export.jsonl"
     rows = [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "date_start": "1/3/2024"}]
     _write(export, rows)
-    settings = Aelp2Settings.from_env(
-        {
-            "AELP2_SOURCE": "file",
-            "AELP2_SOURCE_FILE": str(export),
-            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-            "AELP2_PARTITION_START_DATE": "2024-03-01",
-        }
-    )
+    settings = _settings(tmp_path, export, MARCH_FIRST)
     with dg.instance_for_test() as instance:
         result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 1), instance)
     assert not result.success
@@ -210,14 +199,7 @@ def test_a_row_without_a_date_is_refused_before_anything_is_written(tmp_path):
 def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
     export = tmp_path / "export.jsonl"
     _write(export, [_good_row(f"2024-03-{day:02d}", 1) for day in range(1, 11)])
-    settings = Aelp2Settings.from_env(
-        {
-            "AELP2_SOURCE": "file",
-            "AELP2_SOURCE_FILE": str(export),
-            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-            "AELP2_PARTITION_START_DATE": "2024-03-01",
-        }
-    )
+    settings = _settings(tmp_path, export, MARCH_FIRST)
     with dg.instance_for_test() as instance:
         # only the first five days are loaded; the file's last day, the decision date, is the 10th
         result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 5), instance)
@@ -232,16 +214,8 @@ def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
 def test_no_conversion_of_the_configured_type_blocks_the_allocation(tmp_path):
     export = tmp_path / "export.jsonl"
     _write(export, [_good_row(f"2024-03-0{day}", ad) for day in (1, 2, 3) for ad in (1, 2)])
-    settings = Aelp2Settings.from_env(
-        {
-            "AELP2_SOURCE": "file",
-            "AELP2_SOURCE_FILE": str(export),
-            "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-            "AELP2_PARTITION_START_DATE": "2024-03-01",
-            # an alias the export does not use: every row counts zero conversions
-            "AELP2_CONVERSION_ACTION_TYPE": "purchase",
-        }
-    )
+    # an alias the export does not use: every row counts zero conversions
+    settings = _settings(tmp_path, export, MARCH_FIRST, AELP2_CONVERSION_ACTION_TYPE="purchase")
     with dg.instance_for_test() as instance:
         result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 3), instance)
     assert not result.success
