@@ -66,6 +66,21 @@ def _parameter(name: str, field: bigquery.SchemaField, value: object):
     return bigquery.ScalarQueryParameter(name, field_type, typed(value))
 
 
+def _loadable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` typed as it must reach the client: text as text (``storable``) and every
+    datetime in nanoseconds. The client maps only ``datetime64[ns]`` to DATETIME; a naive
+    column in seconds would become a TIMESTAMP (read as UTC), unlike DuckDB's TIMESTAMP."""
+    typed = storable(frame)
+    clocks = {
+        column: pd.DatetimeTZDtype("ns", dtype.tz)
+        if getattr(dtype, "tz", None)
+        else "datetime64[ns]"
+        for column, dtype in typed.dtypes.items()
+        if pd.api.types.is_datetime64_any_dtype(dtype)
+    }
+    return typed.astype(clocks)
+
+
 def _load_staging(client: bigquery.Client, dataset: str, table: str, frame: pd.DataFrame):
     """``frame`` loaded into a new staging table beside ``table``; its schema is the one the
     client derives from the frame (text columns typed STRING even when empty)."""
@@ -73,7 +88,7 @@ def _load_staging(client: bigquery.Client, dataset: str, table: str, frame: pd.D
     for start in range(0, max(len(frame), 1), LOAD_SLICE_ROWS):
         write = "WRITE_TRUNCATE" if start == 0 else "WRITE_APPEND"
         client.load_table_from_dataframe(
-            storable(frame.iloc[start : start + LOAD_SLICE_ROWS]),
+            _loadable(frame.iloc[start : start + LOAD_SLICE_ROWS]),
             staging,
             job_config=bigquery.LoadJobConfig(write_disposition=write),
         ).result()
