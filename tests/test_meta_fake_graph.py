@@ -952,9 +952,9 @@ def test_the_switch_builds_the_meta_source_only_with_an_account(fake_graph, tmp_
     )
     with pytest.raises(ValueError, match="META_AD_ACCOUNT_ID"):
         resources_for(no_account)
-    prod = meta_settings(fake_graph, tmp_path, AELP2_ENV="prod")
-    with pytest.raises(ValueError, match="BigQuery warehouse is not built yet"):
-        resources_for(prod)
+    prod = resources_for(meta_settings(fake_graph, tmp_path, AELP2_ENV="prod"))
+    assert isinstance(prod["insights_source"], MetaApiSource)
+    assert type(prod["warehouse"]).__name__ == "BigQueryWarehouse"
     prod_into_duckdb = meta_settings(
         fake_graph, tmp_path, AELP2_ENV="prod", AELP2_WAREHOUSE="duckdb"
     )

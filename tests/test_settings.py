@@ -101,7 +101,7 @@ def test_switch_picks_the_source(tmp_path):
     [
         ({"AELP2_SOURCE": "file"}, "AELP2_SOURCE_FILE"),
         ({"AELP2_SOURCE": "meta"}, "AELP2_SOURCE=meta needs META_AD_ACCOUNT_ID"),
-        ({"AELP2_ENV": "prod"}, "BigQuery warehouse is not built yet"),
+        ({"AELP2_ENV": "prod"}, "AELP2_SOURCE=meta needs META_AD_ACCOUNT_ID"),
     ],
 )
 def test_unavailable_choices_fail_clearly_at_load(tmp_path, environment, message):

@@ -1,6 +1,7 @@
 """GA4 channel metrics: sessions and conversions per channel, suspect traffic flagged."""
 
 from pathlib import Path
+from typing import Protocol
 
 import dagster as dg
 import pandas as pd
@@ -11,10 +12,18 @@ from aelp2_assets.channels import channel_metrics, read_funnel_csv
 from aelp2_assets.resources.settings import Aelp2Settings
 
 
+class Ga4Source(Protocol):
+    """What the GA4 asset needs of a source: the local file or the BigQuery export
+    (``aelp2_assets.resources.bigquery.Ga4BigQuerySource``)."""
+
+    def fetch_sessions(self) -> pd.DataFrame:
+        """``date, source, medium, sessions, conversions``, one row per day and source/medium."""
+        ...
+
+
 class Ga4FileSource(dg.ConfigurableResource):
     """GA4 sessions and conversions by day and source/medium from a local export of the
-    BigQuery funnel query. The BigQuery source (production) has the same verb and arrives
-    with the production issue."""
+    BigQuery funnel query (the embedded default)."""
 
     path: str = Field(description="The GA4 funnel CSV (AELP2_GA4_FILE).")
 
@@ -28,9 +37,11 @@ class Ga4FileSource(dg.ConfigurableResource):
         return read_funnel_csv(self.path)
 
 
-@dg.asset(group_name="reports", kinds={"python", "duckdb"}, owners=["team:ads-ops"])
+@dg.asset(group_name="reports", kinds={"python", "duckdb", "bigquery"}, owners=["team:ads-ops"])
 def ga4_channel_metrics(
-    context: dg.AssetExecutionContext, settings: Aelp2Settings, ga4_source: Ga4FileSource
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    ga4_source: dg.ResourceParam[Ga4Source],
 ) -> pd.DataFrame:
     """One row per GA4 channel (source/medium grouped): sessions, conversions, conversion
     rate, share of sessions, and whether the channel looks like suspect traffic (a collapsing

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from aelp2_assets.assets.channels import Ga4FileSource
+from aelp2_assets.resources.bigquery import BigQueryIOManager, BigQueryWarehouse, Ga4BigQuerySource
 from aelp2_assets.resources.meta_api import MetaApiSource
 from aelp2_assets.resources.meta_budgets import BudgetWriter, MetaBudgets, NoBudgetWrites
 from aelp2_assets.resources.settings import Aelp2Settings
@@ -75,19 +76,50 @@ def _budget_writer(settings: Aelp2Settings) -> BudgetWriter:
     )
 
 
+def _gcp(settings: Aelp2Settings) -> dict[str, object]:
+    """Where BigQuery work runs and who it runs as: EnvVars, resolved when a run starts."""
+    return {
+        "project": dg.EnvVar("GOOGLE_CLOUD_PROJECT"),
+        # a base64 service-account key when asked for; else Application Default Credentials
+        "gcp_credentials": dg.EnvVar("GCP_CREDENTIALS") if settings.gcp_key_from_env else None,
+    }
+
+
+def _storage(settings: Aelp2Settings) -> dict[str, object]:
+    """The warehouse resource and the IO manager, both on the same warehouse."""
+    if settings.warehouse_name == "bigquery":
+        where = {**_gcp(settings), "location": settings.bigquery_location}
+        return {
+            "warehouse": BigQueryWarehouse(**where, dataset=settings.dataset),
+            "io_manager": BigQueryIOManager(**where, dataset=settings.dataset),
+        }
+    Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "warehouse": DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset),
+        "io_manager": DuckDBIOManager(database=settings.duckdb_path, schema=settings.dataset),
+    }
+
+
+def _ga4_source(settings: Aelp2Settings) -> dg.ConfigurableResource:
+    if not settings.ga4_dataset:
+        return Ga4FileSource(path=settings.ga4_file)
+    # no location: BigQuery runs the query where the export dataset lives
+    return Ga4BigQuerySource(
+        **_gcp(settings),
+        export_dataset=settings.ga4_dataset,
+        days=settings.ga4_days,
+        conversion_event=settings.ga4_conversion_event,
+        timezone=settings.account_timezone,
+    )
+
+
 def resources_for(settings: Aelp2Settings) -> dict[str, object]:
     """The resources of every asset: settings, insights source, warehouse and IO manager."""
-    if settings.warehouse_name != "duckdb":
-        # BigQuery arrives with the production work (issue 7).
-        raise ValueError("AELP2_WAREHOUSE=bigquery: the BigQuery warehouse is not built yet")
-    Path(settings.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
     return {
         "settings": settings,
         "insights_source": _insights_source(settings),
-        "warehouse": DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset),
-        "io_manager": DuckDBIOManager(database=settings.duckdb_path, schema=settings.dataset),
+        **_storage(settings),
         "meta_budgets": _budget_writer(settings),
         "alert_notifier": _alert_notifier(settings),
-        # GA4 from a local export; BigQuery arrives with the production issue (issue 7)
-        "ga4_source": Ga4FileSource(path=settings.ga4_file),
+        "ga4_source": _ga4_source(settings),
     }

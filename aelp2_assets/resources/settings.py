@@ -24,6 +24,13 @@ ENV_VARS = {
     "AELP2_DUCKDB_PATH": "duckdb_path",
     "AELP2_SOURCE_FILE": "source_file",
     "BIGQUERY_DATASET": "dataset",
+    # Production on BigQuery (README: "Production"). The project and the optional key are
+    # never settings: the resources read GOOGLE_CLOUD_PROJECT and GCP_CREDENTIALS via EnvVar.
+    "BIGQUERY_LOCATION": "bigquery_location",
+    "AELP2_GCP_KEY_FROM_ENV": "gcp_key_from_env",
+    "AELP2_GA4_DATASET": "ga4_dataset",
+    "AELP2_GA4_DAYS": "ga4_days",
+    "AELP2_GA4_CONVERSION_EVENT": "ga4_conversion_event",
     "META_PLACEMENT_TRACKING": "placement_tracking",
     "MONTE_CARLO_DRAWS": "monte_carlo_draws",
     "THOMPSON_ALPHA_INIT": "thompson_alpha_init",
@@ -119,6 +126,25 @@ class Aelp2Settings(dg.ConfigurableResource):
     )
     dataset: str = Field(
         "aelp2_prod", description="BIGQUERY_DATASET: dataset (BigQuery) or schema (DuckDB)."
+    )
+    bigquery_location: str = Field(
+        "US", description="BIGQUERY_LOCATION: where the dataset and its query jobs live."
+    )
+    gcp_key_from_env: bool = Field(
+        False,
+        description="AELP2_GCP_KEY_FROM_ENV: true reads a base64 service-account key from"
+        " GCP_CREDENTIALS; false uses Application Default Credentials.",
+    )
+    ga4_dataset: str = Field(
+        "",
+        description="AELP2_GA4_DATASET: the GA4 BigQuery export, [project.]analytics_<id>; when"
+        " set, GA4 channel metrics are queried from it instead of AELP2_GA4_FILE.",
+    )
+    ga4_days: int = Field(
+        30, description="AELP2_GA4_DAYS: complete days of the GA4 export read, ending yesterday."
+    )
+    ga4_conversion_event: str = Field(
+        "purchase", description="AELP2_GA4_CONVERSION_EVENT: the GA4 event counted as conversion."
     )
     placement_tracking: bool = Field(
         True, description="META_PLACEMENT_TRACKING: posteriors per placement as well."
@@ -377,6 +403,30 @@ class Aelp2Settings(dg.ConfigurableResource):
             raise ValueError("must be 'duckdb' or 'bigquery'")
         return value
 
+    @field_validator("bigquery_location")
+    @classmethod
+    def _bigquery_location(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}|[a-z]+-[a-z]+[0-9]+", value):
+            raise ValueError("must be a BigQuery location such as US, EU or europe-west1")
+        return value
+
+    @field_validator("ga4_dataset")
+    @classmethod
+    def _ga4_dataset(cls, value: str) -> str:
+        # project ids: 6-30 lower-case letters, digits and hyphens; dataset names as above
+        if value and not re.fullmatch(
+            r"([a-z][a-z0-9-]{4,28}[a-z0-9]\.)?[A-Za-z0-9_]{1,1024}", value
+        ):
+            raise ValueError("must be [project.]dataset, e.g. my-project.analytics_123456789")
+        return value
+
+    @field_validator("ga4_conversion_event")
+    @classmethod
+    def _ga4_event(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", value):
+            raise ValueError("must be a GA4 event name (letters, digits, underscores)")
+        return value
+
     @field_validator("monte_carlo_draws")
     @classmethod
     def _enough_draws(cls, value: int) -> int:
@@ -452,7 +502,7 @@ class Aelp2Settings(dg.ConfigurableResource):
             raise ValueError("must not be negative")
         return value
 
-    @field_validator("history_days", "live_window_days")
+    @field_validator("history_days", "live_window_days", "ga4_days")
     @classmethod
     def _at_least_a_day(cls, value: int) -> int:
         if value < 1:
