@@ -306,3 +306,15 @@ def test_the_sensor_targets_the_pause_and_shares_the_push_pool(graph, tmp_path):
         "campaign_pauses": {"meta_budget_push"},
         "pushed_budgets": {"meta_budget_push"},
     }
+
+
+def test_budget_rows_written_before_the_pause_columns_still_hold_the_days_changes(tmp_path):
+    from aelp2_assets.assets.act import _applied_today
+
+    settings = Aelp2Settings.from_env({"AELP2_DUCKDB_PATH": str(tmp_path / "w.duckdb")})
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    old_schema = pd.DataFrame(
+        {"recorded_at": [now, now], "adset_id": ["1", "2"], "status": ["applied", "dry_run"]}
+    )
+    assert _applied_today(old_schema, settings, "budget") == {"1"}
+    assert _applied_today(old_schema, settings, "pause") == set()

@@ -626,8 +626,9 @@ def campaign_pauses(
     runaway = judged[judged["runaway"]]
     if runaway.empty:
         context.log.warning(
-            f"{account.message}, but no campaign runs ahead of its own budget's pace: the"
-            " budgets add up to more than the cap's pace allows; nothing paused"
+            f"{account.message}, but no campaign runs ahead of its own budget's pace (the"
+            " budgets add up to more than the cap, or the runaway has no daily budget to judge"
+            " it by); nothing paused"
         )
 
     paused_today = _applied_today(warehouse.read(AUDIT_TABLE), settings, "pause")
