@@ -83,6 +83,67 @@ def spend_velocity(
     ]
 
 
+def runaway_campaigns(
+    spend: pd.DataFrame,
+    budgets: pd.DataFrame,
+    hours_elapsed: float,
+    thresholds: AlertThresholds = AlertThresholds(),
+) -> pd.DataFrame:
+    """Which campaigns drive the account's excess spend: those running ahead of their own daily
+    budget's pace by more than the account rule allows.
+
+    ``spend``: today's rows (``campaign_id``, ``adset_id``, ``spend``); ``budgets``: the
+    account's objects (``level``, ``object_id``, ``campaign_id``, ``daily_budget``, all in
+    major units, NaN when unset). A campaign's daily budget is its own (a campaign budget,
+    CBO), otherwise the sum of the daily budgets of its ad sets that spent today; its pace is
+    that budget times ``hours_elapsed / 24``. It runs away when its spend so far exceeds
+    ``spend_velocity_ratio`` times its pace. A campaign with an ad set that spent on a
+    lifetime budget, or unknown to ``budgets``, has no daily pace and is not judged (``note``).
+    One row per campaign that spent, the largest spend above its own pace first.
+    """
+    today = spend.groupby("campaign_id", as_index=False)["spend"].sum()
+    campaigns = budgets[budgets["level"] == "campaign"].set_index("object_id")["daily_budget"]
+    adsets = budgets[budgets["level"] == "adset"].set_index("object_id")["daily_budget"]
+    delivered = spend.groupby("campaign_id")["adset_id"].unique()
+    rows = []
+    for campaign_id, spent in zip(today["campaign_id"], today["spend"], strict=True):
+        own = campaigns.get(campaign_id)
+        if campaign_id not in campaigns.index:
+            budget, note = float("nan"), "not among the account's campaigns"
+        elif pd.notna(own) and own > 0:
+            budget, note = float(own), "campaign budget"
+        else:
+            spenders = adsets.reindex(delivered[campaign_id])
+            unknown = spenders[spenders.isna() | (spenders <= 0)]
+            budget = float("nan") if len(unknown) else float(spenders.sum())
+            note = (
+                f"ad sets without a daily budget: {', '.join(map(str, unknown.index))}"
+                if len(unknown)
+                else "sum of its delivering ad sets' budgets"
+            )
+        pace = budget * min(hours_elapsed, 24) / 24
+        velocity = spent / pace if pace > 0 else float("nan")
+        rows.append(
+            {
+                "campaign_id": campaign_id,
+                "spend": float(spent),
+                "daily_budget": budget,
+                "pace": pace,
+                "velocity": velocity,
+                "runaway": bool(velocity > thresholds.spend_velocity_ratio),
+                "note": note,
+            }
+        )
+    judged = pd.DataFrame(
+        rows,
+        columns=["campaign_id", "spend", "daily_budget", "pace", "velocity", "runaway", "note"],
+    )
+    excess = (judged["spend"] - judged["pace"]).fillna(float("-inf"))
+    return judged.iloc[excess.sort_values(ascending=False, kind="stable").index].reset_index(
+        drop=True
+    )
+
+
 def blended_cac(
     spend: float, conversions: float, day: dt.date, thresholds: AlertThresholds = AlertThresholds()
 ) -> list[Finding]:

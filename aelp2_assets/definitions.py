@@ -5,7 +5,7 @@ import warnings
 import dagster as dg
 
 from aelp2_assets.assets.accuracy import model_accuracy
-from aelp2_assets.assets.act import pushed_budgets
+from aelp2_assets.assets.act import campaign_pauses, pushed_budgets
 from aelp2_assets.assets.channels import ga4_channel_metrics
 from aelp2_assets.assets.decide import budget_allocations
 from aelp2_assets.assets.ingest import build_ingest_assets, meta_ad_entities
@@ -97,7 +97,15 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         # reports: materialized from the UI or the command line, never part of a push
-        assets=[*assets, *monitoring, ga4_channel_metrics, *REPORT_ASSETS, model_accuracy],
+        # campaign_pauses: launched by data_alerts_sensor when opted in, or by hand
+        assets=[
+            *assets,
+            *monitoring,
+            campaign_pauses,
+            ga4_channel_metrics,
+            *REPORT_ASSETS,
+            model_accuracy,
+        ],
         jobs=[main_job, monitoring_job, reports_job, accuracy_job],
         schedules=[
             build_refresh_schedule(MAIN_JOB, settings),

@@ -40,6 +40,40 @@ def test_spend_velocity_threshold_is_configurable_and_not_judged_in_the_first_ho
     assert alert_rules.spend_velocity(5_000.0, 30_000.0, 0, DAY) == []
 
 
+def test_runaway_campaigns_are_those_ahead_of_their_own_budgets_pace():
+    # 6 hours: each pace is a quarter of the campaign's daily budget
+    spend = pd.DataFrame(
+        {
+            "campaign_id": ["cbo", "split", "split", "lifetime", "unknown", "slow"],
+            "adset_id": ["c1", "s1", "s2", "l1", "u1", "w1"],
+            "spend": [31.0, 3.0, 3.0, 50.0, 50.0, 1.0],
+        }
+    )
+    nan = float("nan")
+    budgets = pd.DataFrame(
+        {
+            "level": ["campaign"] * 4 + ["adset"] * 6,
+            "object_id": ["cbo", "split", "lifetime", "slow", "c1", "s1", "s2", "s3", "l1", "w1"],
+            "campaign_id": ["cbo", "split", "lifetime", "slow"]
+            + ["cbo", "split", "split", "split", "lifetime", "slow"],
+            # the CBO campaign's own budget; "split" sums its two ad sets that spent (s3 did
+            # not); "lifetime" spent on an ad set without a daily budget
+            "daily_budget": [100.0, nan, nan, nan, nan, 10.0, 10.0, 500.0, nan, 20.0],
+        }
+    )
+    judged = alert_rules.runaway_campaigns(spend, budgets, 6)
+    by_id = judged.set_index("campaign_id")
+    assert by_id.loc["cbo", "pace"] == 25.0 and by_id.loc["cbo", "runaway"]  # 124%
+    assert by_id.loc["split", "pace"] == 5.0 and not by_id.loc["split", "runaway"]  # 120%
+    assert not by_id.loc["slow", "runaway"]  # 20%
+    assert not by_id.loc["lifetime", "runaway"] and "l1" in by_id.loc["lifetime", "note"]
+    assert not by_id.loc["unknown", "runaway"]
+    assert list(judged["campaign_id"])[:2] == ["cbo", "split"]  # largest excess first
+    tighter = AlertThresholds(spend_velocity_ratio=1.1)
+    runaway = alert_rules.runaway_campaigns(spend, budgets, 6, tighter)
+    assert list(runaway.loc[runaway["runaway"], "campaign_id"]) == ["cbo", "split"]
+
+
 def test_blended_cac_alerts_above_twice_the_target_on_enough_conversions():
     assert alert_rules.blended_cac(300.0 * 40, 40, DAY) == []  # exactly 200%: holds
     [finding] = alert_rules.blended_cac(301.0 * 40, 40, DAY)

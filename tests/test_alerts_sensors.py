@@ -277,6 +277,50 @@ def test_the_data_sensor_runs_in_dagster(settings, fake_services):
     assert "0 alerts fired" in str(result.skip_message)
 
 
+def _sensor_tick(settings: Aelp2Settings, instance: dg.DagsterInstance):
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "settings": settings,
+            "warehouse": _warehouse(settings),
+            "alert_notifier": AlertNotifier(),
+        },
+    )
+    return data_alerts_sensor(context)
+
+
+def test_with_pausing_on_runaway_spend_requests_one_pause_run_and_on_pace_none(settings):
+    # the same warehouse, opted in (a copy made by model_copy would not reach the sensor:
+    # Dagster rebuilds resources from their configuration)
+    opted_in = Aelp2Settings.from_env(
+        {
+            "AELP2_DUCKDB_PATH": settings.duckdb_path,
+            "AELP2_PARTITION_START_DATE": settings.partition_start_date,
+            "AELP2_PAUSE_RUNAWAY_CAMPAIGNS": "true",
+        }
+    )
+    warehouse = _warehouse(settings)
+    today = settings.account_today()
+    with dg.instance_for_test() as instance:
+        # 6 hours at 1,400 an hour: 8,400 against a pace of 7,500, 112%: no alert, no pause
+        warehouse.replace(HOURLY_TABLE, _hourly(today, 6, 1_400.0, 1_000, 20), "date", [today])
+        on_pace = _sensor_tick(opted_in, instance)
+        assert isinstance(on_pace, dg.SkipReason)
+
+        # 1,600 an hour: 128%: the alert fires and one pause run is asked for, keyed by the day
+        warehouse.replace(HOURLY_TABLE, _hourly(today, 6, 1_600.0, 1_000, 20), "date", [today])
+        runaway = _sensor_tick(opted_in, instance)
+        [request] = runaway.run_requests
+        assert request.run_key == f"campaign_pauses:spend_velocity:account:{today}"
+        assert request.tags == {"aelp2/pause_condition": f"spend_velocity:account:{today}"}
+        # the same condition on the next tick: the same run key, which Dagster launches once
+        assert [r.run_key for r in _sensor_tick(opted_in, instance).run_requests] == [
+            request.run_key
+        ]
+        # off by default: the alert is open, and still no run is asked for
+        assert isinstance(_sensor_tick(settings, instance), dg.SkipReason)
+
+
 @dg.op
 def _boom() -> None:
     raise RuntimeError("the source is down")

@@ -26,11 +26,12 @@ from aelp2_assets.cli import run_main_job
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
-BUDGET_ROUTES = ("adset_get", "adset_post", "campaign_get")
+BUDGET_ROUTES = ("adset_get", "adset_post", "campaign_get", "campaign_post")
 
 
 class BudgetGraph(FakeGraph):
-    """The fake Graph API with ad set budgets that POSTs change (Meta's own answer shapes)."""
+    """The fake Graph API with ad set budgets and campaign statuses that POSTs change (Meta's
+    own answer shapes)."""
 
     def __init__(self, server, examples: Path):
         super().__init__(server, examples)
@@ -41,6 +42,8 @@ class BudgetGraph(FakeGraph):
         self.campaigns = list(dict.fromkeys(ad.campaign_id for ad in self.ads))
         self.cbo = {self.campaigns[0]}  # the base fake's first campaign has a campaign budget
         self.read_back_offset = 0  # what Meta reports differs from what was set
+        self.campaign_status = dict.fromkeys(self.campaigns, "ACTIVE")
+        self.ignore_pauses = False  # Meta answers success but the campaign keeps delivering
 
     def entities(self, edge: str) -> list[dict]:
         rows = super().entities(edge)
@@ -56,7 +59,7 @@ class BudgetGraph(FakeGraph):
         if len(parts) == 1 and parts[0] in self.budgets:
             return ("adset_post" if method == "POST" else "adset_get"), parts
         if len(parts) == 1 and parts[0] in self.campaigns:
-            return "campaign_get", parts
+            return ("campaign_post" if method == "POST" else "campaign_get"), parts
         return super()._route(method, path)
 
     def handle(self, request: Request) -> Response:
@@ -71,7 +74,20 @@ class BudgetGraph(FakeGraph):
         node = parts[0]
         if route == "campaign_get":
             budget = "500000" if node in self.cbo else "0"
-            return self._json({"id": node, "daily_budget": budget, "lifetime_budget": "0"})
+            status = self.campaign_status[node]
+            return self._json(
+                {
+                    "id": node,
+                    "daily_budget": budget,
+                    "lifetime_budget": "0",
+                    "status": status,
+                    "effective_status": status,
+                }
+            )
+        if route == "campaign_post":
+            if not self.ignore_pauses:
+                self.campaign_status[node] = params["status"]
+            return self._json({"success": True})
         if route == "adset_post":
             self.budgets[node] = int(params["daily_budget"]) + self.read_back_offset
             return self._json({"success": True})
@@ -89,6 +105,20 @@ class BudgetGraph(FakeGraph):
         return [
             (seen.path.strip("/").split("/")[1], int(seen.params["daily_budget"]))
             for seen in self.requests("adset_post")
+        ]
+
+    def pauses(self) -> list[tuple[str, dict[str, str]]]:
+        """Each campaign POST: the campaign id and every parameter sent but the token."""
+        return [
+            (
+                seen.path.strip("/").split("/")[1],
+                {
+                    k: v
+                    for k, v in seen.params.items()
+                    if k not in ("access_token", "appsecret_proof")
+                },
+            )
+            for seen in self.requests("campaign_post")
         ]
 
     def budget_requests(self) -> list[Seen]:

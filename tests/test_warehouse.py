@@ -57,6 +57,16 @@ def test_append_only_grows(warehouse):
     assert len(warehouse.read("audit")) == 2
 
 
+def test_append_adds_a_new_column_and_keeps_every_earlier_row(warehouse):
+    # the push audit gained its pause columns after tables with budget rows existed
+    warehouse.append("audit", _rows(x=["1"]))
+    warehouse.append("audit", _rows(x=["2"], action=["pause"]))
+    warehouse.append("audit", _rows(x=["3"]))
+    stored = warehouse.read("audit")
+    assert stored["x"].tolist() == ["1", "2", "3"]
+    assert stored["action"].tolist() == [None, "pause", None]
+
+
 def test_read_filters_by_range_and_missing_table_is_empty(warehouse):
     assert warehouse.read("nothing_yet").empty
     warehouse.append("t", _rows(day=["2024-01-01", "2024-01-02", "2024-01-03"]))

@@ -7,6 +7,9 @@ stops every write in any mode. Before any request: the latest evaluations of the
 checks on the data the plan comes from must have passed, and the guardrails
 (``aelp2_assets.guardrails``) must accept or repair the plan. One push at a time: the asset
 runs in the pool ``meta_budget_push``, whose limit of one is in the shipped ``dagster.yaml``.
+
+``campaign_pauses`` pauses runaway campaigns (``AELP2_PAUSE_RUNAWAY_CAMPAIGNS``, off by
+default) through the same path: the same mode, kill switch, allow-lists, pool and audit table.
 """
 
 import datetime as dt
@@ -17,7 +20,9 @@ import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from pydantic import Field
 
+from aelp2_assets import alert_rules
 from aelp2_assets.assets.metadata import markdown_preview
+from aelp2_assets.assets.monitoring import HOURLY_TABLE, meta_hourly_insights
 from aelp2_assets.guardrails import (
     Account,
     GuardedBudget,
@@ -25,9 +30,10 @@ from aelp2_assets.guardrails import (
     PlannedBudget,
     apply_guardrails,
 )
-from aelp2_assets.money import format_minor, to_major_units
+from aelp2_assets.money import format_minor, minor_unit_offset, to_major_units
 from aelp2_assets.resources.meta_api import MetaTokenError
 from aelp2_assets.resources.meta_budgets import (
+    PAUSED,
     BudgetTooLow,
     BudgetWriteError,
     BudgetWriter,
@@ -35,11 +41,13 @@ from aelp2_assets.resources.meta_budgets import (
 )
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.sensors.alerts import hours_elapsed, spend_velocity_today, thresholds_from
 from aelp2_assets.sensors.notify import AlertEvent, AlertNotifier
 
 AUDIT_TABLE = "pushed_budgets"
 POOL = "meta_budget_push"
 SCHEDULE_TAG = "dagster/schedule_name"
+SENSOR_TAG = "dagster/sensor_name"
 
 # The blocking checks on the data a plan comes from (assets/validate.py, assets/model.py).
 VALIDATION_CHECKS = (
@@ -55,14 +63,29 @@ BLOCKING_CHECKS = {
     "validated_meta_metrics": VALIDATION_CHECKS,
     "creative_posteriors": MODEL_CHECKS,
 }
+# One row per ad set budget change (action 'budget') or campaign pause (action 'pause').
 AUDIT_COLUMNS = (
     "run_id",
     "recorded_at",
     "decision_date",
-    "adset_id",
+    "action",
+    "campaign_id",  # the campaign paused (pause rows)
+    "adset_id",  # the ad set whose budget changes (budget rows)
     "before_minor",
     "requested_minor",
     "read_back_minor",
+    "campaign_status_before",  # pause rows: the campaign's status in Meta before, and read back
+    "campaign_status_read_back",
+    "status",
+    "reason",
+)
+TEXT_COLUMNS = (
+    "run_id",
+    "action",
+    "campaign_id",
+    "adset_id",
+    "campaign_status_before",
+    "campaign_status_read_back",
     "status",
     "reason",
 )
@@ -148,14 +171,17 @@ def failed_blocking_checks(
     return problems
 
 
-def _changed_today(audit: pd.DataFrame, settings: Aelp2Settings) -> set[str]:
-    """Ad sets with a change applied earlier in the account's day."""
+def _applied_today(audit: pd.DataFrame, settings: Aelp2Settings, action: str) -> set[str]:
+    """The ad sets ('budget') or campaigns ('pause') changed earlier in the account's day.
+    Rows written before the audit had an ``action`` column are budget rows."""
     if audit.empty:
         return set()
-    applied = audit[audit["status"] == "applied"]
+    audit = audit.reindex(columns=list(AUDIT_COLUMNS))
+    applied = audit[(audit["status"] == "applied") & (audit["action"].fillna("budget") == action)]
     zone = ZoneInfo(settings.account_timezone)
     local_days = pd.to_datetime(applied["recorded_at"]).dt.tz_localize("UTC").dt.tz_convert(zone)
-    return set(applied.loc[local_days.dt.date == settings.account_today(), "adset_id"])
+    column = "campaign_id" if action == "pause" else "adset_id"
+    return set(applied.loc[local_days.dt.date == settings.account_today(), column])
 
 
 def _now() -> pd.Timestamp:
@@ -178,16 +204,41 @@ class _Audit:
         reason: str,
         read_back: int | None = None,
     ) -> None:
+        """An ad set budget change."""
+        self._append(
+            action="budget",
+            adset_id=str(adset_id),
+            before_minor=before,
+            requested_minor=requested,
+            read_back_minor=read_back,
+            status=status,
+            reason=reason,
+        )
+
+    def record_pause(
+        self,
+        campaign_id: str,
+        status: str,
+        reason: str,
+        before: str | None = None,
+        read_back: str | None = None,
+    ) -> None:
+        """A campaign pause; ``before`` and ``read_back`` are its status in Meta."""
+        self._append(
+            action="pause",
+            campaign_id=str(campaign_id),
+            campaign_status_before=before,
+            campaign_status_read_back=read_back,
+            status=status,
+            reason=reason,
+        )
+
+    def _append(self, **values: object) -> None:
         row = {
             "run_id": self.run_id,
             "recorded_at": _now(),
             "decision_date": pd.Timestamp(self.decision),
-            "adset_id": str(adset_id),
-            "before_minor": before,
-            "requested_minor": requested,
-            "read_back_minor": read_back,
-            "status": status,
-            "reason": reason,
+            **values,
         }
         self.rows.append(row)
         self.warehouse.append(AUDIT_TABLE, _frame([row]))
@@ -202,24 +253,42 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64")
     frame["recorded_at"] = pd.to_datetime(frame["recorded_at"])
     frame["decision_date"] = pd.to_datetime(frame["decision_date"])
-    return frame.astype({"run_id": "string", "adset_id": "string", "status": "string"}).astype(
-        {"reason": "string"}
-    )
+    return frame.astype(dict.fromkeys(TEXT_COLUMNS, "string"))
 
 
-def _why_not_sending(context: dg.AssetExecutionContext, settings: Aelp2Settings) -> str:
-    """The status recorded instead of sending, or '' when this run may write."""
-    scheduled = SCHEDULE_TAG in context.run.tags
+def _why_not_writing(context: dg.AssetExecutionContext, settings: Aelp2Settings) -> str:
+    """The status recorded instead of writing to Meta (a push or a pause), or '' when this run
+    may write: the kill switch, dry run, and in approve mode any run a schedule or a sensor
+    launched (only a run launched by hand writes)."""
+    launched_automatically = SCHEDULE_TAG in context.run.tags or SENSOR_TAG in context.run.tags
     if settings.push_kill_switch:
         return "killed"
     if settings.push_mode == "dry_run":
         return "dry_run"
-    if settings.push_mode == "approve" and scheduled:
+    if settings.push_mode == "approve" and launched_automatically:
         return "awaiting_approval"
-    hour = dt.datetime.now(ZoneInfo(settings.account_timezone)).hour
-    if settings.push_mode == "live" and scheduled and hour < settings.push_hour:
-        return "before_push_hour"
     return ""
+
+
+def _why_not_pushing(context: dg.AssetExecutionContext, settings: Aelp2Settings) -> str:
+    """``_why_not_writing``, and a scheduled live push waits for ``AELP2_PUSH_HOUR``."""
+    status = _why_not_writing(context, settings)
+    hour = dt.datetime.now(ZoneInfo(settings.account_timezone)).hour
+    scheduled = SCHEDULE_TAG in context.run.tags
+    if not status and settings.push_mode == "live" and scheduled and hour < settings.push_hour:
+        return "before_push_hour"
+    return status
+
+
+def _failed_write(error: BudgetWriteError | MetaTokenError) -> tuple[str, str]:
+    """The audit status and reason of a write Meta refused."""
+    if isinstance(error, RateLimited):
+        return "deferred", f"rate limited, left for the next run: {error}"
+    if isinstance(error, BudgetTooLow):
+        return "too_low", f"kept the old budget: {error}"
+    if isinstance(error, MetaTokenError):
+        return "token_refused", str(error)
+    return "failed", str(error)
 
 
 @dg.asset(
@@ -245,7 +314,7 @@ def pushed_budgets(
     audit = _Audit(warehouse, context.run.run_id, decision)
     minimum = int(meta_ad_entities["min_daily_budget"].dropna().max())
     account = Account(settings.daily_budget_cap_minor, minimum, settings.push_max_change_share)
-    changed_today = _changed_today(warehouse.read(AUDIT_TABLE), settings)
+    changed_today = _applied_today(warehouse.read(AUDIT_TABLE), settings, "budget")
     pauses = budget_allocations[
         (budget_allocations["budget_minor"] == 0)
         & budget_allocations["previous_budget_minor"].notna()
@@ -253,7 +322,7 @@ def pushed_budgets(
     ]
     fixed = int(pauses["previous_budget_minor"].sum())
 
-    status = _why_not_sending(context, settings)
+    status = _why_not_pushing(context, settings)
     if status or not meta_budgets.writes:
         result = _record_plan(audit, budget_allocations, account, changed_today, fixed, status)
         return _result(context, settings, audit, status or "dry_run", pauses, result.refused)
@@ -355,7 +424,7 @@ def _push(
         try:
             now = meta.read_adset(adset_id)
         except RateLimited as error:
-            deferred_reason = f"rate limited, left for the next run: {error}"
+            _, deferred_reason = _failed_write(error)
             audit.record(adset_id, before, requested, "deferred", deferred_reason)
             continue
         if now.campaign_id and now.campaign_id not in campaigns:
@@ -426,14 +495,9 @@ def _write(meta: BudgetWriter, budget: GuardedBudget, deferred: str) -> tuple[st
         return "deferred", None, deferred
     try:
         meta.set_daily_budget(adset_id, minor)
-    except RateLimited as error:
-        return "deferred", None, f"rate limited, left for the next run: {error}"
-    except BudgetTooLow as error:
-        return "too_low", None, f"kept the old budget: {error}"
-    except MetaTokenError as error:
-        return "token_refused", None, str(error)
-    except BudgetWriteError as error:
-        return "failed", None, str(error)
+    except (BudgetWriteError, MetaTokenError) as error:
+        status, reason = _failed_write(error)
+        return status, None, reason
     try:
         read_back = meta.read_adset(adset_id).daily_budget
     except BudgetWriteError as error:
@@ -483,6 +547,159 @@ def _result(
             "total_after": after,
             "pauses_not_sent": len(pauses),
             "refused": refused,
+            "preview": markdown_preview(table, 15),
+        }
+    )
+
+
+# Outcomes of a live pause that leave the campaign delivering.
+NOT_PAUSED = ("read_back_mismatch", "failed", "deferred")
+
+
+def _budgets_in_major_units(entities: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The entities' daily budgets in major units (NaN when unset), as the hourly spend is."""
+    daily = entities["daily_budget"].astype("Float64").astype(float)
+    return entities.assign(daily_budget=daily / minor_unit_offset(currency))
+
+
+def _pause(meta: BudgetWriter, campaign_id: str) -> tuple[str, str | None, str | None, str]:
+    """One pause: the campaign's status read first (already paused: nothing sent), then
+    ``status=PAUSED`` sent once and read back. Returns status, before, read back, reason."""
+    try:
+        before = meta.read_campaign(campaign_id).status
+    except (BudgetWriteError, MetaTokenError) as error:
+        status, reason = _failed_write(error)
+        return status, None, None, reason
+    if before == PAUSED:
+        return "unchanged", before, None, "already paused in Meta"
+    try:
+        meta.pause_campaign(campaign_id)
+    except (BudgetWriteError, MetaTokenError) as error:
+        status, reason = _failed_write(error)
+        return status, before, None, reason
+    try:
+        read_back = meta.read_campaign(campaign_id).status
+    except BudgetWriteError as error:
+        return "failed", before, None, f"sent, but the read-back failed: {error}"
+    if read_back != PAUSED:
+        return "read_back_mismatch", before, read_back, f"Meta reports {read_back}, not {PAUSED}"
+    return "applied", before, read_back, ""
+
+
+@dg.asset(
+    deps=[meta_hourly_insights],
+    group_name="act",
+    kinds={"python", "duckdb"},
+    owners=["team:ads-ops"],
+    pool=POOL,
+)
+def campaign_pauses(
+    context: dg.AssetExecutionContext,
+    settings: Aelp2Settings,
+    warehouse: DuckDBWarehouse,
+    meta_budgets: BudgetWriter,
+    alert_notifier: AlertNotifier,
+    meta_ad_entities: pd.DataFrame,
+) -> dg.MaterializeResult:
+    """Pauses of runaway campaigns, one audit row per runaway campaign and run, appended to the
+    push audit ``pushed_budgets`` (action ``pause``): campaign, its status before and read
+    back, status, reason. Only with ``AELP2_PAUSE_RUNAWAY_CAMPAIGNS`` on, only while today's
+    account spend velocity is above its alert threshold, and only for the campaigns running
+    ahead of their own daily budget's pace by as much (``alert_rules.runaway_campaigns``).
+    Sends ``status=PAUSED`` in approve (by hand) and live modes only, at most once per
+    campaign and account day. Launched by ``data_alerts_sensor``, or by hand."""
+    today = settings.account_today()
+    audit = _Audit(warehouse, context.run.run_id, today)
+    if not settings.pause_runaway_campaigns:
+        context.log.info("AELP2_PAUSE_RUNAWAY_CAMPAIGNS is off: nothing judged, nothing sent")
+        return _pause_result(audit, "pausing is off", pd.DataFrame())
+
+    hourly = warehouse.read(HOURLY_TABLE, "date", today, today)
+    thresholds = thresholds_from(settings)
+    findings = spend_velocity_today(hourly, settings.daily_budget_cap, today, thresholds)
+    if not findings:
+        context.log.info(f"account spend of {today} is not running away: nothing to pause")
+        return _pause_result(audit, "spend velocity within its threshold", pd.DataFrame())
+    (account,) = findings
+    budgets = _budgets_in_major_units(meta_ad_entities, settings.account_currency)
+    judged = alert_rules.runaway_campaigns(hourly, budgets, hours_elapsed(hourly), thresholds)
+    runaway = judged[judged["runaway"]]
+    if runaway.empty:
+        context.log.warning(
+            f"{account.message}, but no campaign runs ahead of its own budget's pace (the"
+            " budgets add up to more than the cap, or the runaway has no daily budget to judge"
+            " it by); nothing paused"
+        )
+
+    paused_today = _applied_today(warehouse.read(AUDIT_TABLE), settings, "pause")
+    adsets = meta_ad_entities[meta_ad_entities["level"] == "adset"]
+    only = settings.push_adset_ids
+    mode = _why_not_writing(context, settings) or ("" if meta_budgets.writes else "dry_run")
+    counts: dict[str, int] = {}
+    for row in runaway.itertuples():
+        campaign_id = str(row.campaign_id)
+        why = (
+            f"spend {row.spend:,.2f} is {row.velocity:.0%} of its own pace {row.pace:,.2f}"
+            f" ({row.note}); account at {account.value:.0%} of the cap's pace"
+        )
+        members = set(adsets.loc[adsets["campaign_id"] == campaign_id, "object_id"])
+        before = read_back = None
+        if campaign_id not in settings.push_campaign_ids:
+            status, reason = "out_of_scope", f"not on the allow-list; {why}"
+        elif only and not (members and members <= only):
+            status, reason = "out_of_scope", f"has ad sets outside AELP2_PUSH_ADSETS; {why}"
+        elif campaign_id in paused_today:
+            status, reason = "already_paused_today", f"paused earlier today; {why}"
+        elif mode:
+            status, reason = mode, why
+        else:
+            status, before, read_back, outcome = _pause(meta_budgets, campaign_id)
+            reason = "; ".join(filter(None, [outcome, why]))
+        counts[status] = counts.get(status, 0) + 1
+        audit.record_pause(campaign_id, status, reason, before, read_back)
+        if status == "token_refused":
+            raise dg.Failure(description=reason)
+
+    if not mode and counts.keys() & {"applied", "unchanged", *NOT_PAUSED}:
+        paused = [r["campaign_id"] for r in audit.rows if r["status"] == "applied"]
+        # announced where alerts go, as a live push is
+        alert_notifier.deliver(
+            AlertEvent(
+                key=f"live_pause:{context.run.run_id}",
+                rule="live_pause",
+                state="announced",
+                audience="ads-ops",
+                severity="info",
+                message=(
+                    f"live pause: {len(paused)} runaway campaigns paused"
+                    f" ({', '.join(paused) or 'none'}) at account spend velocity"
+                    f" {account.value:.0%}; already paused {counts.get('unchanged', 0)},"
+                    f" failed {counts.get('failed', 0) + counts.get('read_back_mismatch', 0)},"
+                    f" deferred {counts.get('deferred', 0)}"
+                ),
+            ),
+            context.log,
+        )
+    unpaused = [r["campaign_id"] for r in audit.rows if r["status"] in NOT_PAUSED]
+    if unpaused:
+        # the runaway goes on: the run fails, so the failed-run alert reaches engineering
+        raise dg.Failure(
+            description=f"runaway campaigns not paused: {', '.join(unpaused)} (see the audit)",
+            metadata={"not_paused": len(unpaused)},
+        )
+    return _pause_result(audit, mode or "live", judged)
+
+
+def _pause_result(audit: _Audit, outcome: str, judged: pd.DataFrame) -> dg.MaterializeResult:
+    """The pause's metadata: what it did (``outcome``), its audit rows and the campaigns judged."""
+    table = audit.table()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "outcome": outcome,
+            "statuses": dg.MetadataValue.json(table["status"].value_counts().to_dict()),
+            "runaway_campaigns": int(judged["runaway"].sum()) if len(judged) else 0,
+            "campaigns_judged": markdown_preview(judged, 15) if len(judged) else "none",
             "preview": markdown_preview(table, 15),
         }
     )

@@ -150,6 +150,10 @@ class _UnreadableResponse(Exception):
         self.headers = headers
 
 
+# What one SDK call may raise; ``MetaGraphClient.classify`` turns each into this module's errors.
+CALL_ERRORS = (FacebookRequestError, requests.RequestException, _UnreadableResponse)
+
+
 class Clock(Protocol):
     """What the source waits by: tests replace ``clock`` below so no test sleeps."""
 
@@ -427,8 +431,9 @@ class MetaGraphClient:
             text += f" (fbtrace_id {details['fbtrace_id']})"
         return self._safe(text)
 
-    def _classify(self, what: str, error: Exception, polling: bool) -> Exception:
-        """The exception ``error`` becomes: transient, too much data, or final."""
+    def classify(self, what: str, error: Exception, polling: bool = False) -> Exception:
+        """The exception ``error`` (one of ``CALL_ERRORS``) becomes: transient, too much data,
+        or final (``MetaTokenError``, ``MetaApiError``), its text scrubbed of secrets."""
         if isinstance(error, _UnreadableResponse):
             regain = read_usage(error.headers).regain_seconds
             if error.status == 0 or error.status >= 500:
@@ -503,8 +508,8 @@ class MetaGraphClient:
         def attempt() -> T:
             try:
                 return operation()
-            except (FacebookRequestError, requests.RequestException, _UnreadableResponse) as e:
-                problem = self._classify(what, e, polling)
+            except CALL_ERRORS as e:
+                problem = self.classify(what, e, polling)
             raise problem
 
         retrying = Retrying(

@@ -1,4 +1,5 @@
-"""Budget writes to Meta: read an ad set's budget, set its ``daily_budget``, read it back.
+"""Writes to Meta: an ad set's ``daily_budget`` (the push) and a campaign's ``status`` (the
+pause of a runaway campaign), each read before and read back after.
 
 ``MetaBudgets`` builds on the Meta source's client (``MetaGraphClient``: the SDK without its
 crash reporter, the token and account checks, usage pacing, errors scrubbed of secrets). Each
@@ -13,12 +14,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import dagster as dg
-import requests
 from facebook_business.exceptions import FacebookRequestError
 from pydantic import Field
 
 from aelp2_assets.resources import meta_api
 from aelp2_assets.resources.meta_api import (
+    CALL_ERRORS,
     RATE_LIMIT_CODES,
     RATE_LIMIT_SUBCODES,
     MetaApiError,
@@ -28,6 +29,7 @@ from aelp2_assets.resources.meta_api import (
 T = TypeVar("T")
 
 BUDGET_TOO_LOW = (100, 1885272)  # code, subcode: below the account's minimum daily budget
+PAUSED = "PAUSED"  # the campaign status a pause sets
 
 
 class BudgetWriteError(MetaApiError):
@@ -65,8 +67,18 @@ class AdSetBudget:
         return ""
 
 
+@dataclass(frozen=True)
+class CampaignStatus:
+    """A campaign's status as Meta reports it now: ``status`` is the one set (ACTIVE, PAUSED,
+    ...), ``effective_status`` what Meta does with it."""
+
+    campaign_id: str
+    status: str
+    effective_status: str
+
+
 class BudgetWriter(dg.ConfigurableResource):
-    """What the push asks of Meta; ``writes`` says whether anything can be sent at all."""
+    """What the push and the pause ask of Meta; ``writes`` says whether anything can be sent."""
 
     @property
     def writes(self) -> bool:
@@ -77,6 +89,12 @@ class BudgetWriter(dg.ConfigurableResource):
 
     def set_daily_budget(self, adset_id: str, minor: int) -> None:
         raise BudgetWriteError("budget writes are off (dry run or kill switch)")
+
+    def read_campaign(self, campaign_id: str) -> CampaignStatus:
+        raise BudgetWriteError("writes are off (dry run or kill switch)")
+
+    def pause_campaign(self, campaign_id: str) -> None:
+        raise BudgetWriteError("writes are off (dry run or kill switch)")
 
 
 class NoBudgetWrites(BudgetWriter):
@@ -97,9 +115,9 @@ class MetaBudgets(BudgetWriter):
         client = self.api.client()
         try:
             return operation()
-        except (FacebookRequestError, requests.RequestException, meta_api._UnreadableResponse) as e:
+        except CALL_ERRORS as e:
             # the source's own classification and scrubbing, kept in one place
-            problem = client._classify(what, e, polling=False)
+            problem = client.classify(what, e)
             if isinstance(e, FacebookRequestError):
                 code, subcode = e.api_error_code(), e.api_error_subcode()
                 if code in RATE_LIMIT_CODES or subcode in RATE_LIMIT_SUBCODES:
@@ -154,4 +172,24 @@ class MetaBudgets(BudgetWriter):
         self._once(
             f"setting ad set {adset_id} daily_budget {minor}",
             lambda: client.api.call("POST", (adset_id,), params={"daily_budget": str(minor)}),
+        )
+
+    def read_campaign(self, campaign_id: str) -> CampaignStatus:
+        """The campaign's status and effective status, as Meta reports now."""
+        campaign = self._once(
+            f"reading campaign {campaign_id}",
+            lambda: self._node(campaign_id, "id,status,effective_status"),
+        )
+        return CampaignStatus(
+            campaign_id=campaign_id,
+            status=str(campaign.get("status") or ""),
+            effective_status=str(campaign.get("effective_status") or ""),
+        )
+
+    def pause_campaign(self, campaign_id: str) -> None:
+        """``POST /<campaign id>`` with ``status=PAUSED``: the campaign stops delivering."""
+        client = self.api.client()
+        self._once(
+            f"pausing campaign {campaign_id}",
+            lambda: client.api.call("POST", (campaign_id,), params={"status": PAUSED}),
         )

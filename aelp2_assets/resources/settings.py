@@ -99,6 +99,7 @@ ENV_VARS = {
     "AELP2_PUSH_ADSETS": "push_adsets",
     "AELP2_PUSH_MAX_CHANGE_SHARE": "push_max_change_share",
     "AELP2_PUSH_HOUR": "push_hour",
+    "AELP2_PAUSE_RUNAWAY_CAMPAIGNS": "pause_runaway_campaigns",
 }
 
 # The Graph API version the pinned facebook-business SDK targets (facebook_business/apiconfig.py).
@@ -299,6 +300,13 @@ class Aelp2Settings(dg.ConfigurableResource):
         6,
         description="AELP2_PUSH_HOUR: account-local hour from which a scheduled live push may"
         " write (0-23); earlier ticks only record the plan.",
+    )
+    pause_runaway_campaigns: bool = Field(
+        False,
+        description="AELP2_PAUSE_RUNAWAY_CAMPAIGNS: true lets the spend velocity alert pause the"
+        " campaigns running ahead of their own budget's pace, through the push's mode, kill"
+        " switch and allow-lists. Off by default: Meta may deliver up to 25% over a daily budget"
+        " on a given day.",
     )
 
     # Monitoring and alerts. The Slack token and PagerDuty routing key are never settings: the

@@ -97,9 +97,23 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
-        """Add ``frame``'s rows to ``table``; nothing stored is ever changed."""
+        """Add ``frame``'s rows to ``table``; nothing stored is ever changed. A column the
+        table lacks is added first (NULL in the rows before), as BigQuery's
+        ``ALLOW_FIELD_ADDITION`` does: an audit table can gain a field without losing a row."""
         with self._transaction() as connection:
             self._create_like(connection, table, frame)
+            stored = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = ? AND table_name = ?",
+                    [self.dataset, table],
+                ).fetchall()
+            }
+            for name, kind, *_ in connection.execute("DESCRIBE incoming").fetchall():
+                if name not in stored:
+                    added = f'"{name}" {kind}'
+                    connection.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {added}")
             connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
 
     def table_names(self) -> list[str]:

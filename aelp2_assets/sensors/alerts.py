@@ -5,7 +5,10 @@ instance's last 24 hours of step outcomes, evaluates the rules of ``aelp2_assets
 and compares them with the alerts still open in ``alert_history``: a new condition fires once,
 an open one sends nothing again, and one whose condition is gone clears. The history table is
 the state (append-only, through the warehouse), so a reset cursor or a restarted daemon never
-re-sends. ``run_failure_alert_sensor`` alerts engineering once per failed run.
+re-sends. With ``AELP2_PAUSE_RUNAWAY_CAMPAIGNS`` on, an open spend velocity alert also
+launches ``campaign_pauses`` (once per condition and day, by run key), which pauses the runaway
+campaigns through the push's guarded path. ``run_failure_alert_sensor`` alerts engineering once
+per failed run.
 """
 
 import datetime as dt
@@ -21,6 +24,9 @@ from aelp2_assets.resources.warehouse import DuckDBWarehouse
 from aelp2_assets.sensors.notify import AlertEvent, AlertNotifier
 
 ALERT_HISTORY = "alert_history"
+# The asset that pauses runaway campaigns (assets/act.py), and the tag naming the alert it acts on.
+PAUSE_ASSET = dg.AssetKey("campaign_pauses")
+PAUSE_TAG = "aelp2/pause_condition"
 HOURLY_TABLE = "meta_hourly_insights"
 DATA_RULES = {
     "spend_velocity",
@@ -49,6 +55,23 @@ def thresholds_from(settings: Aelp2Settings) -> AlertThresholds:
     )
 
 
+def hours_elapsed(hourly: pd.DataFrame) -> int:
+    """Hours of the day the hourly rows cover: up to the end of the latest hour with data."""
+    return int(hourly["hour"].max()) + 1
+
+
+def spend_velocity_today(
+    hourly: pd.DataFrame, daily_cap: float, today: dt.date, thresholds: AlertThresholds
+) -> list[Finding]:
+    """The spend velocity rule on today's hourly rows (``hour``, ``spend``): the alert, and
+    the condition the pause of runaway campaigns acts on (``assets/act.py``)."""
+    if hourly.empty:
+        return []
+    return alert_rules.spend_velocity(
+        float(hourly["spend"].sum()), daily_cap, hours_elapsed(hourly), today, thresholds
+    )
+
+
 def evaluate_data_rules(
     today: dt.date,
     daily_cap: float,
@@ -63,10 +86,7 @@ def evaluate_data_rules(
     findings: list[Finding] = []
     if not hourly.empty:
         by_hour = hourly.groupby("hour", as_index=False)[["spend", "clicks", "conversions"]].sum()
-        hours_elapsed = int(by_hour["hour"].max()) + 1
-        findings += alert_rules.spend_velocity(
-            float(by_hour["spend"].sum()), daily_cap, hours_elapsed, today, thresholds
-        )
+        findings += spend_velocity_today(hourly, daily_cap, today, thresholds)
         findings += alert_rules.account_cvr(by_hour, today, thresholds)
     if not trailing.empty:
         findings += alert_rules.blended_cac(
@@ -175,24 +195,43 @@ def run_data_alerts(
     return record_events(warehouse, notifier, log, fire, [already_open[key] for key in clear], now)
 
 
+def pause_run_requests(settings: Aelp2Settings, warehouse: DuckDBWarehouse) -> list[dg.RunRequest]:
+    """With ``AELP2_PAUSE_RUNAWAY_CAMPAIGNS`` on, a run of ``campaign_pauses`` for each open
+    spend velocity alert (after this tick's reconcile, at most today's). Its run key is the
+    alert's key, so Dagster launches one run per condition and day however many ticks see it."""
+    if not settings.pause_runaway_campaigns:
+        return []
+    history = warehouse.read(ALERT_HISTORY)
+    return [
+        dg.RunRequest(run_key=f"{PAUSE_ASSET.to_user_string()}:{key}", tags={PAUSE_TAG: key})
+        for key in sorted(alert_rules.open_alerts(history, {"spend_velocity"}))
+    ]
+
+
 @dg.sensor(
     name="data_alerts_sensor",
     minimum_interval_seconds=300,
+    asset_selection=[PAUSE_ASSET],
     description="Spend velocity, blended CAC, account conversion rate, creative CTR and the"
-    " failed-materialization rate: each fires once per condition and day, clears when it clears.",
+    " failed-materialization rate: each fires once per condition and day, clears when it clears."
+    " With AELP2_PAUSE_RUNAWAY_CAMPAIGNS on, runaway spend also launches campaign_pauses.",
 )
 def data_alerts_sensor(
     context: dg.SensorEvaluationContext,
     settings: Aelp2Settings,
     warehouse: DuckDBWarehouse,
     alert_notifier: AlertNotifier,
-) -> dg.SkipReason:
-    """Evaluates the data rules every 5 minutes; it launches no run."""
+) -> dg.SensorResult | dg.SkipReason:
+    """Evaluates the data rules every 5 minutes; launches the pause of runaway campaigns only
+    when opted in and the spend velocity alert is open."""
     appended = run_data_alerts(settings, warehouse, alert_notifier, context.instance, context.log)
     states = appended["state"].value_counts().to_dict() if not appended.empty else {}
-    return dg.SkipReason(
-        f"{states.get('firing', 0)} alerts fired, {states.get('cleared', 0)} cleared"
-    )
+    summary = f"{states.get('firing', 0)} alerts fired, {states.get('cleared', 0)} cleared"
+    requests = pause_run_requests(settings, warehouse)
+    if requests:
+        context.log.info(f"{summary}; requesting the pause of runaway campaigns")
+        return dg.SensorResult(run_requests=requests)
+    return dg.SkipReason(summary)
 
 
 @dg.run_failure_sensor(
