@@ -102,6 +102,15 @@ class FakeBigQuery(bigquery.Client):
         return found
 
     def update_table(self, table, fields, **kwargs) -> bigquery.Table:
+        if "schema" in fields:  # BigQuery only ever adds columns (NULLABLE) this way
+            project, dataset, name = _name(table)
+            key = f"{dataset}.{name}"
+            known = {field.name for field in self.schemas[key]}
+            for field in table.schema:
+                if field.name not in known:
+                    added = f"{field.name} {DUCKDB_TYPES[field.field_type]}"
+                    self.db.execute(f"ALTER TABLE {_quoted(project, dataset, name)} ADD {added}")
+            self.schemas[key] = list(table.schema)
         return table
 
     def create_table(self, table, exists_ok=False, **kwargs) -> bigquery.Table:

@@ -67,9 +67,14 @@ def test_fake_bigquery_merge_replace_append_read_match_duckdb(fake, tmp_path):
         )
         warehouse.append("audit", pd.DataFrame({"run_id": ["r1"], "status": [None]}))
         warehouse.append("audit", pd.DataFrame({"run_id": ["r2"], "status": ["applied"]}))
+        # a later audit row with a field the table lacks: the column is added, no row lost
+        warehouse.append("audit", pd.DataFrame({"run_id": ["r3"], "action": ["pause"]}))
     for table in ("history", "audit"):
         assert _sorted(big.read(table)) == _sorted(duck.read(table)), table
     assert sorted(big.read("history")["budget"]) == [10, 25]
+    audit = big.read("audit").sort_values("run_id")
+    assert list(audit["run_id"]) == ["r1", "r2", "r3"]
+    assert audit["action"].isna().tolist() == [True, True, False]
     one_day = big.read("history", "decision_date", dt.date(2024, 1, 2), dt.date(2024, 1, 2))
     assert list(one_day["budget"]) == [25]
     text_day = big.read("raw_meta_metrics", "date_start", "2024-01-01", "2024-01-01")

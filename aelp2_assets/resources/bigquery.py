@@ -105,13 +105,16 @@ def swap_in(
     deleted: str | None,
     values: tuple[str, Sequence] | None = None,
     partition_column: str | None = None,
+    add_columns: bool = False,
 ) -> None:
     """Insert ``frame`` into ``table`` and, in the same transaction, delete the stored rows
     matching the SQL condition ``deleted`` (alias ``t``; ``{staging}`` names the new rows;
     ``@values`` is ``values[1]``, typed like the frame's column ``values[0]``).
 
     The table is created with the frame's schema when absent (partitioned by day on
-    ``partition_column`` when given).
+    ``partition_column`` when given). With ``add_columns``, a column of ``frame`` the table
+    lacks is added first (NULL in the rows before); otherwise such a frame fails, deleting
+    nothing.
     """
     client.create_dataset(f"{client.project}.{dataset}", exists_ok=True)
     staging = _load_staging(client, dataset, table, frame)
@@ -120,7 +123,12 @@ def swap_in(
         created = bigquery.Table(target, schema=staging.schema)
         if partition_column:
             created.time_partitioning = bigquery.TimePartitioning(field=partition_column)
-        client.create_table(created, exists_ok=True)
+        stored = client.create_table(created, exists_ok=True)
+        known = {field.name for field in stored.schema}
+        added = [field for field in staging.schema if field.name not in known]
+        if added and add_columns:
+            stored.schema = [*stored.schema, *added]
+            client.update_table(stored, ["schema"])
         columns = ", ".join(field.name for field in staging.schema)
         staged = f"`{staging.project}.{staging.dataset_id}.{staging.table_id}`"
         delete = (
@@ -178,9 +186,10 @@ class BigQueryWarehouse(BigQueryResource):
             swap_in(client, self.dataset, table, frame, replaced, (column, values))
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
-        """Add ``frame``'s rows to ``table``; nothing stored is ever changed."""
+        """Add ``frame``'s rows to ``table``; nothing stored is ever changed. A column the
+        table lacks is added first (NULL in the rows before), as in ``DuckDBWarehouse``."""
         with self.get_client() as client:
-            swap_in(client, self.dataset, table, frame, None)
+            swap_in(client, self.dataset, table, frame, None, add_columns=True)
 
     def table_names(self) -> list[str]:
         """The tables in the dataset, sorted (staging tables left out)."""
