@@ -83,9 +83,14 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         incomplete = " OR ".join(f"t.{column} IS NULL" for column in rest)
         with self._transaction() as connection:
             self._create_like(connection, table, frame)
+            # two statements, not one with OR: an OR of the two made DuckDB compare every
+            # stored row with every incoming one (a nested-loop join) instead of hashing keys
             connection.execute(
-                f"DELETE FROM {self._name(table)} AS t USING incoming AS i"
-                f" WHERE ({same_key}) OR (t.{day} = i.{day} AND ({incomplete}))"
+                f"DELETE FROM {self._name(table)} AS t USING incoming AS i WHERE {same_key}"
+            )
+            connection.execute(
+                f"DELETE FROM {self._name(table)} AS t"
+                f" WHERE ({incomplete}) AND t.{day} IN (SELECT {day} FROM incoming)"
             )
             connection.execute(f"INSERT INTO {self._name(table)} BY NAME SELECT * FROM incoming")
 
