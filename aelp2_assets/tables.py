@@ -4,10 +4,20 @@ Names are lower-case everywhere: BigQuery's IO manager changes column case, Duck
 and both must hold the same tables.
 """
 
+import json
+
+import pandas as pd
+
+# Text columns of the insights tables in memory: Arrow-backed strings, one compact buffer per
+# column, where Python str objects cost ~50 bytes each plus a pointer (1.8 million rows x 18
+# fields held 2-3 GB as objects; benchmarks/scale.py).
+TEXT = pd.StringDtype("pyarrow")
+
 # raw_meta_metrics: one row per account-local day x ad x placement, as Meta returned it. Every
-# value is text (Meta sends numbers as strings); actions and action_values are the JSON text of
-# Meta's lists, NULL when Meta left the key out. row_number is the row's 1-based position in the
-# pull that wrote it; pulled_at is when that pull ran (UTC).
+# value is text (Meta sends numbers as strings; any value that is not a string is kept as its
+# compact JSON text); actions and action_values are the JSON text of Meta's lists, NULL when Meta
+# left the key out. row_number is the row's 1-based position in the pull that wrote it;
+# pulled_at is when that pull ran (UTC).
 INSIGHT_FIELDS = (
     "date_start",
     "date_stop",
@@ -29,6 +39,31 @@ INSIGHT_FIELDS = (
     "action_values",
 )
 RAW_COLUMNS = (*INSIGHT_FIELDS, "row_number", "pulled_at")
+
+
+def insight_text_frame(rows: list[dict]) -> pd.DataFrame:
+    """Insights rows as the raw table holds their fields: ``INSIGHT_FIELDS`` as ``TEXT``.
+
+    A string stays as it is, a missing key or None is NULL, and any other value (a list of
+    actions, a number, a boolean) becomes its compact JSON text, as DuckDB's JSON reader keeps
+    the values of a JSON lines file (``insights_files.read_insights_table``).
+    """
+
+    def as_text(value: object) -> str | None:
+        if value is None or type(value) is str:
+            return value
+        return json.dumps(value, separators=(",", ":"))
+
+    # column by column: a frame built from a list of row dicts held a second copy of every row
+    return pd.DataFrame(
+        {
+            field: pd.array([as_text(row.get(field)) for row in rows], dtype=TEXT)
+            for field in INSIGHT_FIELDS
+        },
+        columns=list(INSIGHT_FIELDS),
+    )
+
+
 PLACEMENT_KEY = ("publisher_platform", "platform_position", "impression_device")
 RAW_KEY = ("date_start", "ad_id", *PLACEMENT_KEY)
 

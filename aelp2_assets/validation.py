@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,24 @@ def _is_iso_date(value: str) -> bool:
     return True
 
 
+def _iso_dates(values: pd.Series) -> pd.Series:
+    """``_is_iso_date`` of every cell (False where missing), judged once per distinct text: a
+    pull of 90 days holds 90 dates in 1.8 million cells."""
+    iso = [value for value in values.dropna().unique() if _is_iso_date(value)]
+    return values.isin(iso).astype(bool)
+
+
+def _channels(positions: pd.Series) -> pd.Series:
+    """``placements.channel_of`` of every platform position, computed once per distinct one."""
+    distinct = positions.dropna().unique()
+    return positions.map({position: placements.channel_of(position) for position in distinct})
+
+
+def _missing_as_none(value: object) -> object:
+    """A cell as a reject reports it: None where missing."""
+    return None if pd.isna(value) else value
+
+
 def _whole(values: pd.Series) -> pd.Series:
     """True where a number has no fractional part (infinities are left to the finite check)."""
     return (values % 1 == 0) | ~np.isfinite(values)
@@ -108,20 +127,15 @@ def _clicks_within_impressions(frame: pd.DataFrame) -> pd.Series:
 
 def _daily_row(frame: pd.DataFrame) -> pd.Series:
     """True unless both dates are ISO dates and differ (a multi-day row, not a daily one)."""
-    both_iso = frame["date_start"].map(_iso_or_false) & frame["date_stop"].map(_iso_or_false)
-    return ~both_iso | (frame["date_start"] == frame["date_stop"])
-
-
-def _iso_or_false(value: object) -> bool:
-    """``_is_iso_date`` for a cell that may be missing."""
-    return isinstance(value, str) and _is_iso_date(value)
+    both_iso = _iso_dates(frame["date_start"]) & _iso_dates(frame["date_stop"])
+    return ~both_iso | (frame["date_start"] == frame["date_stop"]).fillna(False).astype(bool)
 
 
 def _parse_schema(nullable_everywhere: bool) -> pa.DataFrameSchema:
     """Text to types: what does not coerce to a number, or is missing, fails here."""
     columns = {
         name: pa.Column(
-            str, nullable=nullable_everywhere or name not in REQUIRED_FIELDS, coerce=True
+            tables.TEXT, nullable=nullable_everywhere or name not in REQUIRED_FIELDS, coerce=True
         )
         for name in TEXT_FIELDS
     }
@@ -134,13 +148,13 @@ _PARSE = _parse_schema(nullable_everywhere=False)
 # Run after the cells that failed to parse were blanked, so it always succeeds.
 _PARSE_LENIENT = _parse_schema(nullable_everywhere=True)
 
-_ISO_DATE_CHECK = pa.Check(_is_iso_date, element_wise=True, name="iso_date")
+_ISO_DATE_CHECK = pa.Check(_iso_dates, name="iso_date")
 _NUMBER_CHECKS = [pa.Check.ge(0), pa.Check(np.isfinite, name="finite")]
 _COUNT_CHECKS = [pa.Check(_whole, name="whole")]
 _RULES = pa.DataFrameSchema(
     {
-        "date_start": pa.Column(str, _ISO_DATE_CHECK, nullable=True),
-        "date_stop": pa.Column(str, _ISO_DATE_CHECK, nullable=True),
+        "date_start": pa.Column(tables.TEXT, _ISO_DATE_CHECK, nullable=True),
+        "date_stop": pa.Column(tables.TEXT, _ISO_DATE_CHECK, nullable=True),
         **{
             name: pa.Column(
                 "float64",
@@ -158,20 +172,25 @@ _RULES = pa.DataFrameSchema(
 )
 
 
+# The validated table's text columns in memory: tables.TEXT (as the DuckDB table they become,
+# they are VARCHAR either way).
+Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
+
+
 class ValidatedMetrics(pa.DataFrameModel):
     """validated_meta_metrics: one typed row per account-local day x ad x placement."""
 
     date: Series[pd.Timestamp]  # datetime64[ns] at midnight, no time zone
-    account_id: Series[str] = pa.Field(nullable=True)
-    account_currency: Series[str] = pa.Field(nullable=True)
-    campaign_id: Series[str]
-    adset_id: Series[str]
-    ad_id: Series[str]
-    ad_name: Series[str] = pa.Field(nullable=True)
-    publisher_platform: Series[str]
-    platform_position: Series[str]
-    impression_device: Series[str]
-    channel: Series[str] = pa.Field(isin=list(placements.CHANNELS))
+    account_id: Series[Text] = pa.Field(nullable=True)
+    account_currency: Series[Text] = pa.Field(nullable=True)
+    campaign_id: Series[Text]
+    adset_id: Series[Text]
+    ad_id: Series[Text]
+    ad_name: Series[Text] = pa.Field(nullable=True)
+    publisher_platform: Series[Text]
+    platform_position: Series[Text]
+    impression_device: Series[Text]
+    channel: Series[Text] = pa.Field(isin=list(placements.CHANNELS))
     spend: Series[np.float64] = pa.Field(ge=0)
     impressions: Series[np.int64] = pa.Field(ge=0)
     clicks: Series[np.int64] = pa.Field(ge=0)
@@ -204,7 +223,7 @@ class ValidatedMetrics(pa.DataFrameModel):
     @pa.dataframe_check(name="channel_of_position")
     def _channel_of_position(cls, frame: pd.DataFrame) -> Series[bool]:
         """The channel is the one placements.channel_of gives the platform position."""
-        return frame["channel"] == frame["platform_position"].map(placements.channel_of)
+        return frame["channel"] == _channels(frame["platform_position"])
 
 
 # --- validate_insights -----------------------------------------------------------------------
@@ -227,7 +246,8 @@ def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> Validat
     text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
 
     duplicate = text.duplicated(keep="first")
-    text = text.loc[~duplicate]
+    if duplicate.any():
+        text = text.loc[~duplicate]
 
     problems = _key_conflicts(text, frame["row_number"])
     problems += _mixed_grains(text)
@@ -246,17 +266,19 @@ def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> Validat
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as text or None, so NaN, None and blanks compare equal as 'missing'."""
+    """Every cell as ``tables.TEXT``, NA where missing or blank, so NaN, None and blanks compare
+    equal as 'missing'.
 
-    # Column by column, vectorised: a Python call per cell took most of validation's time on a
-    # 1.8-million-row pull (benchmarks/scale.py). ``astype("string")`` gives str() of a
-    # non-missing value and NA for None and NaN, as the cell-by-cell rule did.
+    Column by column in Arrow: a Python call per cell took most of validation's time on a
+    1.8-million-row pull (benchmarks/scale.py). ``astype(TEXT)`` gives str() of a non-missing
+    value that is not text yet and NA for None and NaN.
+    """
     columns = {}
     for name in frame.columns:
-        column = frame[name].astype("string")
+        column = frame[name].astype(tables.TEXT)
         blank = column.str.strip().eq("").fillna(False).astype(bool)
-        column = column.mask(blank)
-        columns[name] = column.astype(object).where(column.notna(), None)
+        # masked only when needed: a copy of every column is ~750 MB at 1.8 million rows
+        columns[name] = column.mask(blank) if blank.any() else column
     return pd.DataFrame(columns, index=frame.index, columns=frame.columns)
 
 
@@ -293,8 +315,8 @@ def _mixed_grains(text: pd.DataFrame) -> list[_Problem]:
         " so the day would count twice (was an export of another grain loaded over this one?)"
     )
     return [
-        _Problem(position, "publisher_platform", row["publisher_platform"], reason)
-        for position, row in mixed.iterrows()
+        _Problem(position, "publisher_platform", _missing_as_none(value), reason)
+        for position, value in mixed["publisher_platform"].items()
     ]
 
 
@@ -309,13 +331,15 @@ def _with_conversion_text(
     work = text.drop(columns=["actions", "action_values"])
     problems = []
     for field, column in (("actions", "conversions"), ("action_values", "conversion_value")):
-        values = []
-        for position, cell in text[field].items():
-            value, reason = _action_value(cell, action_type, field)
+        # once per distinct cell (code -1: missing): rows repeat the same few lists
+        codes, cells = pd.factorize(text[field])
+        found = [_action_value(cell, action_type, field) for cell in (*cells, None)]
+        values = np.array([value for value, _ in found], dtype=object)[codes]
+        work[column] = pd.array(values, dtype=tables.TEXT)
+        for code, (_, reason) in enumerate(found[:-1]):
             if reason is not None:
-                problems.append(_Problem(position, field, cell, reason))
-            values.append(value)
-        work[column] = pd.Series(values, index=text.index, dtype=object)
+                cell = cells[code]
+                problems += [_Problem(at, field, cell, reason) for at in text.index[codes == code]]
     return work, problems
 
 
@@ -361,7 +385,7 @@ def _parse(work: pd.DataFrame, action_type: str) -> tuple[pd.DataFrame, list[_Pr
         if check == "dtype" or (position, column) in seen:
             continue  # pandera repeats a failed coercion as a dtype case: one problem a cell
         seen.add((position, column))
-        value = work.at[position, column]
+        value = _missing_as_none(work.at[position, column])
         if check == "coerce_dtype" or (check == "not_nullable" and value is not None):
             reason = f"{_subject(column, action_type)} {value!r} is not a number"
         elif check == "not_nullable":
@@ -388,7 +412,7 @@ def _rule_problems(parsed: pd.DataFrame, work: pd.DataFrame, action_type: str) -
         problems.append(_FRAME_RULES[_check_name(check)](int(position), work))
     for case in cases.loc[cases["schema_context"] != "DataFrameSchema"].itertuples():
         column, position = case.column, int(case.index)
-        value = work.at[position, column]
+        value = _missing_as_none(work.at[position, column])
         subject = _subject(column, action_type)
         reason = _COLUMN_REASONS[_check_name(case.check)].format(subject=subject, value=value)
         problems.append(_Problem(position, _DERIVED_FIELD.get(column, column), value, reason))
@@ -447,8 +471,8 @@ def _to_validated(parsed: pd.DataFrame) -> pd.DataFrame:
     valid = pd.DataFrame(
         {
             "date": pd.to_datetime(parsed["date_start"], format="%Y-%m-%d"),
-            **{name: parsed[name].astype(object) for name in _PASSED_THROUGH},
-            "channel": parsed["platform_position"].map(placements.channel_of).astype(object),
+            **{name: parsed[name].astype(tables.TEXT) for name in _PASSED_THROUGH},
+            "channel": _channels(parsed["platform_position"]).astype(tables.TEXT),
             "spend": parsed["spend"].astype("float64"),
             **{name: parsed[name].astype("int64") for name in _COUNT_COLUMNS},
             "conversion_value": parsed["conversion_value"].astype("float64"),
@@ -464,10 +488,14 @@ def _to_rejects(problems: list[_Problem], text: pd.DataFrame, raw: pd.DataFrame)
     positions = [p.position for p in ordered]
     rejects = pd.DataFrame(
         {
-            "date": pd.Series([text.at[p.position, "date_start"] for p in ordered], dtype=object),
+            "date": pd.Series(
+                [_missing_as_none(text.at[p.position, "date_start"]) for p in ordered], dtype=object
+            ),
             "pulled_at": raw["pulled_at"].iloc[positions].reset_index(drop=True),
             "row_number": raw["row_number"].iloc[positions].astype("int64").reset_index(drop=True),
-            "ad_id": pd.Series([text.at[p.position, "ad_id"] for p in ordered], dtype=object),
+            "ad_id": pd.Series(
+                [_missing_as_none(text.at[p.position, "ad_id"]) for p in ordered], dtype=object
+            ),
             "field": pd.Series([p.field for p in ordered], dtype=object),
             "value": pd.Series([p.value for p in ordered], dtype=object),
             "reason": pd.Series([p.reason for p in ordered], dtype=object),
@@ -508,20 +536,16 @@ def unreconciled_totals(
     metrics = ["spend", "impressions", "clicks"]
     frame = raw.reset_index(drop=True)
     text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
-    rejected = set(
-        zip(
-            pd.to_datetime(rejects["pulled_at"]),
-            rejects["row_number"].astype("int64"),
-            strict=True,
-        )
+    rejected = pd.MultiIndex.from_arrays(
+        [pd.to_datetime(rejects["pulled_at"]), rejects["row_number"].astype("int64")]
     )
-    row_keys = zip(
-        pd.to_datetime(frame["pulled_at"]), frame["row_number"].astype("int64"), strict=True
+    row_keys = pd.MultiIndex.from_arrays(
+        [pd.to_datetime(frame["pulled_at"]), frame["row_number"].astype("int64")]
     )
     accepted = (
         ~text.duplicated(keep="first")
         & text["date_start"].notna()
-        & ~pd.Series([key in rejected for key in row_keys], index=text.index, dtype=bool)
+        & ~pd.Series(row_keys.isin(rejected), index=text.index, dtype=bool)
     )
 
     kept = text.loc[accepted]

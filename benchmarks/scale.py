@@ -8,7 +8,9 @@ For each size it writes a synthetic Insights export (JSON lines: ``ads`` ads x 5
 each size in a fresh process so its figures are its own. Printed per size: the rows, the wall
 time of the run (file generation excluded), rows per second, and the process's peak resident
 memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``: the whole process, Python and native
-buffers such as DuckDB's and numpy's, not only the Python heap). ``--profile DIR`` also writes a
+buffers such as DuckDB's and numpy's, not only the Python heap). Then, per size, each step of the
+run: its wall time (from the run's event log) and the process's peak resident memory while it
+ran (sampled every 20 ms), so the stage that costs shows. ``--profile DIR`` also writes a
 cProfile of each run to DIR (read it with ``python -m pstats``).
 
 Goal (issue 5): 4,000 ads (1.8 million rows) within 3 minutes and 3 GB, time growing no faster
@@ -24,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +110,58 @@ def write_export(path: Path, ads: int, days: int, seed: int = 0) -> int:
     return rows
 
 
+class ResidentMemory:
+    """The process's resident memory, sampled every ``interval`` seconds in a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.samples: list[tuple[float, float]] = []  # (unix time, MB)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as statm:
+            while not self._stop.is_set():
+                statm.seek(0)
+                self.samples.append((time.time(), int(statm.read().split()[1]) * self._page_mb))
+                self._stop.wait(self._interval)
+
+    def __enter__(self) -> "ResidentMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> float:
+        """The highest sample taken from ``start`` to ``end`` (unix times)."""
+        return max((mb for at, mb in self.samples if start <= at <= end), default=float("nan"))
+
+
+def step_figures(instance, run_id: str, memory: ResidentMemory) -> list[dict]:
+    """Each step of the run in the order it started: wall seconds and peak RSS while it ran."""
+    began, ended = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            began[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            ended[event.step_key] = entry.timestamp
+    return [
+        {
+            "step": step,
+            "wall_s": ended[step] - start,
+            "peak_rss_mb": memory.peak_between(start, ended[step]),
+        }
+        for step, start in sorted(began.items(), key=lambda item: item[1])
+        if step in ended
+    ]
+
+
 def run_one(ads: int, days: int, workdir: Path, profile_dir: Path | None) -> dict:
     """Generate the export and run the main job once over it, in this process."""
     export = workdir / f"scale_{ads}.jsonl"
@@ -137,15 +192,17 @@ def run_one(ads: int, days: int, workdir: Path, profile_dir: Path | None) -> dic
 
     settings = Aelp2Settings.from_env()
     end = START + dt.timedelta(days=days - 1)
+    instance = dg.DagsterInstance.ephemeral()
     profiler = cProfile.Profile() if profile_dir else None
-    began = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    result = run_main_job(settings, START, end, dg.DagsterInstance.ephemeral(), "WARNING")
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(str(profile_dir / f"scale_{ads}.prof"))
-    wall = time.perf_counter() - began
+    with ResidentMemory() as memory:
+        began = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = run_main_job(settings, START, end, instance, "WARNING")
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(str(profile_dir / f"scale_{ads}.prof"))
+        wall = time.perf_counter() - began
     failures = [
         event.step_failure_data.error.message.strip()
         for event in result.all_events
@@ -159,6 +216,7 @@ def run_one(ads: int, days: int, workdir: Path, profile_dir: Path | None) -> dic
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "success": result.success,
         "failures": failures[:3],
+        "steps": step_figures(instance, result.run_id, memory),
     }
 
 
@@ -185,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines), flush=True)
     failed = False
+    stages = {}
     for ads in sizes:
         with tempfile.TemporaryDirectory(prefix="aelp2_scale_") as workdir:
             command = [sys.executable, __file__, "--one", str(ads), "--days", str(arguments.days)]
@@ -199,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             continue
         figures = json.loads(reports[-1][len("SCALE ") :])
+        stages[ads] = figures["steps"]
         status = "ok" if figures["success"] else f"FAILED: {figures['failures']}"
         failed |= not figures["success"]
         print(
@@ -208,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             f" | {figures['wall_s'] / figures['rows'] * 1e5:.2f} | {status} |",
             flush=True,
         )
+    for ads, steps in stages.items():
+        print(f"\nSteps of the {ads:,}-ad run (wall time, peak RSS while the step ran):")
+        print("| step | wall time | peak RSS |\n|---|---|---|")
+        for step in steps:
+            print(f"| {step['step']} | {step['wall_s']:.1f} s | {step['peak_rss_mb']:,.0f} MB |")
     return 1 if failed else 0
 
 

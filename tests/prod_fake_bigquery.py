@@ -52,8 +52,13 @@ class _Job:
     def result(self, *args, **kwargs) -> "_Job":
         return self
 
-    def to_dataframe(self, **kwargs) -> pd.DataFrame:
-        return self.frame if self.frame is not None else pd.DataFrame()
+    def to_dataframe(self, string_dtype=None, **kwargs) -> pd.DataFrame:
+        frame = self.frame if self.frame is not None else pd.DataFrame()
+        if string_dtype is None:
+            return frame
+        # as the real client: STRING columns (text here) in the dtype asked for
+        text = [name for name in frame.columns if frame[name].dtype == object]
+        return frame.astype(dict.fromkeys(text, string_dtype))
 
 
 def _name(reference) -> tuple[str, str, str]:

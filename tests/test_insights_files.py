@@ -3,10 +3,15 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from aelp2_assets.insights_files import ADS_MANAGER_COLUMNS, read_insights_file
-from aelp2_assets.tables import INSIGHT_FIELDS
+from aelp2_assets.insights_files import (
+    ADS_MANAGER_COLUMNS,
+    read_insights_file,
+    read_insights_table,
+)
+from aelp2_assets.tables import INSIGHT_FIELDS, TEXT
 
 ROW = {
     "date_start": "2025-03-04",
@@ -66,6 +71,67 @@ def test_a_json_line_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="line 2 is not a JSON object"):
         read_insights_file(path)
+
+
+def test_json_lines_load_as_text_columns_holding_the_values_the_file_has(tmp_path: Path) -> None:
+    odd = {**ROW, "spend": 12.50, "impressions": 1200, "clicks": True, "extra": "ignored"}
+    del odd["account_id"]
+    path = _write_lines(tmp_path / "rows.jsonl", [json.dumps(ROW), "", "  ", json.dumps(odd)])
+
+    table = read_insights_table(path)
+
+    assert list(table.columns) == list(INSIGHT_FIELDS)
+    assert set(table.dtypes) == {TEXT}
+    first, second = table.astype(object).where(table.notna(), None).to_dict("records")
+    assert first["spend"] == "12.50"  # a string stays the text it is
+    assert json.loads(first["actions"]) == ROW["actions"]
+    assert first["ad_name"] is None and first["action_values"] is None  # absent keys are NULL
+    # values that are not strings: their JSON text; lists as compact JSON
+    assert (second["spend"], second["impressions"], second["clicks"]) == ("12.5", "1200", "true")
+    assert second["actions"] == '[{"action_type":"purchase","value":"2"}]'
+    assert second["account_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            [json.dumps(ROW), json.dumps(ROW), '{"spend": '],
+            r"rows\.jsonl: line 3 is not valid JSON",
+        ),
+        ([json.dumps(ROW), "", "[1, 2]"], r"rows\.jsonl: line 3 is not a JSON object"),
+    ],
+)
+def test_the_columnar_reader_names_the_line_at_fault(
+    tmp_path: Path, lines: list[str], message: str
+) -> None:
+    path = _write_lines(tmp_path / "rows.jsonl", lines)
+
+    with pytest.raises(ValueError, match=message):
+        read_insights_table(path)
+
+
+def test_a_csv_loads_as_the_text_of_its_mapped_rows(tmp_path: Path) -> None:
+    path = _write_lines(
+        tmp_path / "export.csv",
+        [
+            "Day,Ad ID,Amount spent (USD),Impressions,Link clicks,Purchases",
+            "2025-03-04,444,abc,1e3,7,",
+            "2025-03-05,445,1.00,10,,2",
+        ],
+    )
+
+    table = read_insights_table(path, purchase_action_type="purchase")
+
+    assert set(table.dtypes) == {TEXT}
+    assert table["spend"].tolist() == ["abc", "1.00"]
+    assert table["impressions"].tolist() == ["1e3", "10"]
+    assert table["clicks"].tolist() == ["7", pd.NA]
+    assert table["actions"].tolist() == [
+        '[{"action_type":"link_click","value":"7"}]',
+        '[{"action_type":"purchase","value":"2"}]',
+    ]
+    assert table["platform_position"].tolist() == ["unknown", "unknown"]
 
 
 def test_an_ads_manager_csv_maps_to_insights_fields(tmp_path: Path) -> None:

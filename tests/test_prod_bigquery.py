@@ -16,6 +16,7 @@ from aelp2_assets.resources import resources_for
 from aelp2_assets.resources.bigquery import BigQueryIOManager, BigQueryWarehouse, Ga4BigQuerySource
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.tables import TEXT
 
 KEY = ("date_start", "ad_id", "placement")
 
@@ -79,6 +80,11 @@ def test_fake_bigquery_merge_replace_append_read_match_duckdb(fake, tmp_path):
     assert list(one_day["budget"]) == [25]
     text_day = big.read("raw_meta_metrics", "date_start", "2024-01-01", "2024-01-01")
     assert len(text_day) == 3
+    # the compact read (validation and the model use it) gives Arrow-backed text in both
+    for warehouse in (duck, big):
+        compact = warehouse.read("raw_meta_metrics", compact_text=True)
+        assert compact["spend"].dtype == TEXT, type(warehouse).__name__
+        assert _sorted(compact) == expected
     assert big.table_names() == duck.table_names() == ["audit", "history", "raw_meta_metrics"]
     assert big.read("absent").empty and not fake.schemas.get("aelp2_prod.absent")
 

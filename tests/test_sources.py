@@ -84,3 +84,22 @@ def test_file_rows_that_cannot_be_placed_in_a_day_are_refused_naming_the_row(tmp
     with pytest.raises(ValueError, match="data row 2") as error:
         source.fetch_insights(dt.date(2024, 3, 1), dt.date(2024, 3, 1))
     assert "nothing was written" in str(error.value)
+
+
+def test_file_rows_come_as_text_columns_for_the_raw_table_and_as_insights_rows(tmp_path):
+    actions = [{"action_type": "offsite_conversion.fb_pixel_purchase", "value": "2"}]
+    source = _file(
+        tmp_path,
+        [_row("2024-03-01", "1"), {**_row("2024-03-02", "2"), "spend": 4.5, "actions": actions}],
+    )
+    day = dt.date(2024, 3, 2)
+
+    table = source.fetch_insight_table(day, day)
+    (row,) = source.fetch_insights(day, day)
+
+    assert table[["ad_id", "spend", "actions"]].to_dict("records") == [
+        {"ad_id": "2", "spend": "4.5", "actions": json.dumps(actions, separators=(",", ":"))}
+    ]
+    assert table.index.tolist() == [0]  # numbered from the pull's first row
+    # the same row as a source's Insights row: text values, actions a list, absent keys left out
+    assert row == {**_row("2024-03-02", "2"), "spend": "4.5", "actions": actions}

@@ -1,7 +1,6 @@
 """Ingest: Meta insights and the account's objects, as the source returned them."""
 
 import datetime as dt
-import json
 
 import dagster as dg
 import pandas as pd
@@ -10,7 +9,7 @@ from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
 from aelp2_assets.resources.warehouse import DuckDBWarehouse
-from aelp2_assets.tables import INSIGHT_FIELDS, RAW_KEY
+from aelp2_assets.tables import RAW_KEY
 
 
 def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -19,34 +18,13 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
-def _values(rows: list[dict], field: str) -> list:
-    return [row.get(field) for row in rows]
-
-
-def raw_frame(rows: list[dict], pulled_at: dt.datetime) -> pd.DataFrame:
-    """Insights rows as the raw table stores them: every field as text, lists as JSON text."""
-
-    def as_text(value: object) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, list | dict):
-            return json.dumps(value)
-        return str(value)
-
-    # column by column: a frame built from a list of row dicts held a second copy of every row
-    frame = pd.DataFrame(
-        {
-            field: pd.array(
-                [value if type(value) is str else as_text(value) for value in _values(rows, field)],
-                dtype="string",
-            )
-            for field in INSIGHT_FIELDS
-        },
-        columns=list(INSIGHT_FIELDS),
+def raw_frame(insights: pd.DataFrame, pulled_at: dt.datetime) -> pd.DataFrame:
+    """A pull's rows as the raw table stores them: the insight fields' text
+    (``InsightsSource.fetch_insight_table``), each row's position in the pull and its time."""
+    return insights.assign(
+        row_number=pd.Series(range(1, len(insights) + 1), dtype="int64", index=insights.index),
+        pulled_at=pd.Timestamp(pulled_at).tz_convert("UTC").tz_localize(None),
     )
-    frame["row_number"] = pd.Series(range(1, len(frame) + 1), dtype="int64")
-    frame["pulled_at"] = pd.Timestamp(pulled_at).tz_convert("UTC").tz_localize(None)
-    return frame
 
 
 def build_ingest_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -72,8 +50,7 @@ def build_ingest_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
         """
         start, end = partition_days(context)
         # The whole pull first, then one merge: a fetch that fails writes nothing.
-        rows = insights_source.fetch_insights(start, end)
-        frame = raw_frame(rows, dt.datetime.now(dt.UTC))
+        frame = raw_frame(insights_source.fetch_insight_table(start, end), dt.datetime.now(dt.UTC))
         outside = frame[
             frame["date_start"].notna()
             & ~frame["date_start"].between(start.isoformat(), end.isoformat())

@@ -92,6 +92,7 @@ def creative_posteriors(
         "date",
         decision - dt.timedelta(days=settings.history_days),
         decision,
+        compact_text=True,  # Arrow-backed text: 1.8 million rows as objects held ~1 GB more
     )
     refuse_rejected_history(warehouse, settings, decision)
     seed = decision_seed(decision, settings, "posteriors")
@@ -176,6 +177,7 @@ def cac_forecasts(
         "date",
         decision - dt.timedelta(days=settings.history_days),
         decision,
+        compact_text=True,  # Arrow-backed text: 1.8 million rows as objects held ~1 GB more
     )
     # days before the day after the decision date: the decision date's data included
     calibration = recent_calibration(creative_posteriors, history, decision + dt.timedelta(days=1))

@@ -74,7 +74,9 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         blocking check ``no_rejected_rows``, which names the row, field and value.
         """
         start, end = partition_days(context)
-        raw = warehouse.read("raw_meta_metrics", "date_start", start.isoformat(), end.isoformat())
+        raw = warehouse.read(
+            "raw_meta_metrics", "date_start", start.isoformat(), end.isoformat(), compact_text=True
+        )
         result = validate_insights(raw, settings.conversion_action_type)
         # raw rows were read by their ISO date_start, so every reject's date parses
         rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]))

@@ -31,6 +31,7 @@ from google.cloud.bigquery.schema import LEGACY_TO_STANDARD_TYPES
 from pydantic import Field
 
 from aelp2_assets.resources.warehouse import storable
+from aelp2_assets.tables import TEXT
 
 # Staging tables carry this prefix, are dropped once swapped in, and expire on their own when
 # a process dies before it could drop them.
@@ -41,11 +42,17 @@ STAGING_LIFETIME = dt.timedelta(hours=6)
 LOAD_SLICE_ROWS = 200_000
 
 
-def dataframe(job: bigquery.QueryJob) -> pd.DataFrame:
+def dataframe(job: bigquery.QueryJob, compact_text: bool = False) -> pd.DataFrame:
     """A query's rows as DuckDB's ``fetchdf`` gives them: numpy integers and booleans (float
     when NULLs occur), not pandas' nullable types, so both warehouses hand assets equal frames.
+    With ``compact_text`` text columns come as Arrow-backed strings (``tables.TEXT``).
     """
-    return job.to_dataframe(create_bqstorage_client=False, int_dtype=None, bool_dtype=None)
+    return job.to_dataframe(
+        create_bqstorage_client=False,
+        int_dtype=None,
+        bool_dtype=None,
+        string_dtype=TEXT if compact_text else None,
+    )
 
 
 def _parameter(name: str, field: bigquery.SchemaField, value: object):
@@ -206,9 +213,11 @@ class BigQueryWarehouse(BigQueryResource):
         column: str | None = None,
         start: dt.date | str | None = None,
         end: dt.date | str | None = None,
+        compact_text: bool = False,
     ) -> pd.DataFrame:
         """Rows of ``table`` with ``start <= column <= end`` (either bound optional), the bounds
         sent as query parameters of the column's type. An absent table reads as an empty frame.
+        With ``compact_text`` text columns come as Arrow-backed strings, as in DuckDB's read.
         """
         with self.get_client() as client:
             target = f"{client.project}.{self.dataset}.{table}"
@@ -223,7 +232,8 @@ class BigQueryWarehouse(BigQueryResource):
                     parameters.append(_parameter(name, fields[column], bound))
             where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
             config = bigquery.QueryJobConfig(query_parameters=parameters)
-            return dataframe(client.query(f"SELECT * FROM `{target}`{where}", job_config=config))
+            query = client.query(f"SELECT * FROM `{target}`{where}", job_config=config)
+            return dataframe(query, compact_text)
 
 
 class _SliceKeepingClient(BigQueryClient):

@@ -4,6 +4,8 @@ Every source has the same verbs and returns rows shaped like Meta's Insights API
 one row per day and placement, numbers as strings, ``actions`` possibly missing):
 
 - ``fetch_insights(start, end)``: the rows of the account-local days ``start..end``;
+- ``fetch_insight_table(start, end)``: the same rows as the raw table's text columns (what the
+  ingest stores; the file source reads them straight into columns);
 - ``fetch_entities()``: the account's campaigns, ad sets and ads with their budgets;
 - ``decision_date(today)``: the day the model decides for.
 
@@ -12,16 +14,18 @@ verbs.
 """
 
 import datetime as dt
+import json
 from functools import cache, lru_cache
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from aelp2_assets.insights_files import read_insights_file
+from aelp2_assets.insights_files import read_insights_table
 from aelp2_assets.simulator import SimulatedHistory, simulate_history
-from aelp2_assets.tables import OBJECT_COLUMNS
+from aelp2_assets.tables import OBJECT_COLUMNS, insight_text_frame
 
 # meta_ad_entities: the objects with the account's facts on every row.
 ENTITY_COLUMNS = (*OBJECT_COLUMNS, "account_currency", "account_timezone", "min_daily_budget")
@@ -55,25 +59,24 @@ def _demo_history(
 
 
 @lru_cache(maxsize=1)
-def _file_rows(path: str, purchase_action_type: str, stamp: tuple[int, int]) -> list[dict]:
-    """The file's rows, parsed once per version of the file (``stamp``: mtime and size).
-
-    A run asks for them several times (the decision date, the insights, the entities); on a
-    1.8-million-row export each parse took seconds (benchmarks/scale.py).
-    """
-    rows = read_insights_file(path, purchase_action_type)
-    for number, row in enumerate(rows, start=1):
-        value = str(row.get("date_start"))
-        try:
-            iso = dt.date.fromisoformat(value).isoformat() == value
-        except ValueError:
-            iso = False
-        if not iso:
-            raise ValueError(
-                f"{path}: data row {number}: date_start {row.get('date_start')!r} is"
-                " not an ISO date (YYYY-MM-DD); nothing was written"
-            )
-    return rows
+def _file_table(path: str, purchase_action_type: str, stamp: tuple[int, int]) -> pd.DataFrame:
+    """The file's rows as raw text columns, read once per version of the file (``stamp``:
+    mtime and size): a run asks for them several times (the decision date, the insights, the
+    entities)."""
+    table = read_insights_table(path, purchase_action_type)
+    dates = table["date_start"]
+    iso = (
+        dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}", na=False)
+        & pd.to_datetime(dates, format="%Y-%m-%d", errors="coerce").notna()
+    )
+    if not iso.all():
+        number = int(np.flatnonzero(~iso.to_numpy(dtype=bool))[0])
+        value = dates.iloc[number]
+        raise ValueError(
+            f"{path}: data row {number + 1}: date_start {None if pd.isna(value) else value!r} is"
+            " not an ISO date (YYYY-MM-DD); nothing was written"
+        )
+    return table
 
 
 class InsightsSource(dg.ConfigurableResource):
@@ -82,6 +85,10 @@ class InsightsSource(dg.ConfigurableResource):
     def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
         """Insights rows of the account-local days ``start..end``."""
         raise NotImplementedError
+
+    def fetch_insight_table(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """The same rows as the raw table holds their fields (``insight_text_frame``)."""
+        return insight_text_frame(self.fetch_insights(start, end))
 
     def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
         """The account's campaigns, ad sets and ads (columns ``ENTITY_COLUMNS``)."""
@@ -144,29 +151,42 @@ class FileSource(InsightsSource):
     timezone: str = Field(description="Account time zone (AELP2_ACCOUNT_TIMEZONE).")
     min_daily_budget: int = Field(100, description="Account minimum daily budget, minor units.")
 
-    def _rows(self) -> list[dict]:
+    def _table(self) -> pd.DataFrame:
         """The file's rows; each must carry an ISO ``date_start``, the key of its partition.
 
         Every other field is checked by validation, which names the row; a row that cannot be
         placed in a partition is refused here, naming it, before anything is written.
         """
         status = Path(self.path).stat()
-        return _file_rows(
+        return _file_table(
             self.path, self.purchase_action_type, (status.st_mtime_ns, status.st_size)
         )
 
+    def fetch_insight_table(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """The file's rows dated ``start..end``, in file order, as raw text columns."""
+        table = self._table()
+        inside = table["date_start"].between(start.isoformat(), end.isoformat())
+        return table if inside.all() else table.loc[inside].reset_index(drop=True)
+
     def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
-        """The file's rows dated ``start..end``, in file order."""
-        first, last = start.isoformat(), end.isoformat()
-        return [row for row in self._rows() if first <= row["date_start"] <= last]
+        """The file's rows dated ``start..end`` as Insights rows: values as text, lists of
+        actions as lists, absent fields left out."""
+        table = self.fetch_insight_table(start, end).astype(object)
+        rows = table.where(table.notna(), None).to_dict("records")
+        for row in rows:
+            for field in ("actions", "action_values"):
+                if row[field] is not None:
+                    row[field] = json.loads(row[field])
+        return [{key: value for key, value in row.items() if value is not None} for row in rows]
 
     def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
         """Campaigns, ad sets and ads named in the file's rows up to ``as_of``; an export holds
         neither budgets nor delivery status, so both are left empty."""
         names = ("campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name")
-        every = self._rows()
-        rows = pd.DataFrame({c: [row.get(c) for row in every] for c in ["date_start", *names]})
-        rows = rows[rows["date_start"] <= as_of.isoformat()]
+        table = self._table()
+        # distinct rows first, in Arrow: a few thousand objects where the file has millions of rows
+        rows = table.loc[table["date_start"] <= as_of.isoformat(), list(names)].drop_duplicates()
+        rows = rows.astype(object).where(rows.notna(), None)
         levels = (
             ("campaign", "campaign_id", "campaign_name", ["campaign_id"]),
             ("adset", "adset_id", "adset_name", ["campaign_id", "adset_id"]),
@@ -186,7 +206,7 @@ class FileSource(InsightsSource):
 
     def decision_date(self, today: dt.date) -> dt.date:
         """The last day in the file."""
-        rows = self._rows()
-        if not rows:
+        dates = self._table()["date_start"]
+        if dates.empty:
             raise ValueError(f"{self.path} holds no rows")
-        return dt.date.fromisoformat(max(row["date_start"] for row in rows))
+        return dt.date.fromisoformat(dates.max())
