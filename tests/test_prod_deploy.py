@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -188,9 +189,11 @@ def test_the_services_run_dagsters_own_commands_with_the_prod_files():
         command = services[name]["command"]
         options = [part for part in command if part.startswith("--")]
         program = list(itertools.takewhile(lambda part: not part.startswith("-"), command))
-        assert shutil.which(program[0]), program[0]
+        # the program as installed beside this interpreter (the image installs it the same way)
+        executable = shutil.which(program[0], path=str(Path(sys.executable).parent))
+        assert executable, program[0]
         help_text = subprocess.run(
-            [*program, "--help"], capture_output=True, text=True, check=True
+            [executable, *program[1:], "--help"], capture_output=True, text=True, check=True
         ).stdout
         for option in options:
             assert option in help_text, (name, option)
