@@ -39,6 +39,11 @@ How a decision is made:
 6. **Integers.** Shares become minor units by largest-remainder rounding. The sum never
    exceeds ``budget_minor``; it equals it unless every funded arm is at its cap, and the rest
    is reported as ``unallocated_minor``, never forced onto an arm.
+7. **CAC ceiling** (optional, off by default). When every live arm's expected CAC (posterior
+   mean) is above ``cac_ceiling``, no arm is worth the money: each funded arm is cut to the
+   account minimum (it keeps delivering a little, so the posterior can see it recover) and the
+   rest is held back, per arm in ``held_back_minor`` and in all in ``Allocation.held_back_minor``
+   (part of ``unallocated_minor``), never forced onto the least bad arm.
 
 Sunset days count decisions: the caller passes the stage, sunset day and share of the latest
 earlier decision day, so several ticks on one day do not advance a sunset.
@@ -47,6 +52,7 @@ earlier decision day, so several ticks on one day do not advance a sunset.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +78,7 @@ ALLOCATION_COLUMNS = (
     "reason",
     "cap_share",
     "cac_p10",
+    "held_back_minor",
 )
 
 # Weight given to arms never best in any draw, so that they can still absorb what the capped
@@ -112,7 +119,8 @@ class Allocation:
     """One decision: the per-arm table, what no arm could take, and what it was judged by."""
 
     table: pd.DataFrame
-    unallocated_minor: int
+    unallocated_minor: int  # budget_minor less what the arms got, held back included
+    held_back_minor: int  # what the CAC ceiling held back (0 when it did not bind)
     portfolio_cac: float  # the typical live arm's CAC the underperformer rule compared with
     draws: int
 
@@ -123,7 +131,8 @@ class AllocatorSettings:
 
     ``alpha_init``/``beta_init`` are THOMPSON_ALPHA_INIT/THOMPSON_BETA_INIT, ``draws`` is
     MONTE_CARLO_DRAWS, ``budget_minor`` DAILY_BUDGET_CAP in minor units, ``min_budget_minor``
-    the account's minimum daily budget, ``live_window_days`` AELP2_LIVE_WINDOW_DAYS.
+    the account's minimum daily budget, ``live_window_days`` AELP2_LIVE_WINDOW_DAYS,
+    ``cac_ceiling`` AELP2_CAC_CEILING (major units per conversion; None: off).
     """
 
     budget_minor: int
@@ -134,6 +143,7 @@ class AllocatorSettings:
     live_window_days: int = 3
     half_life_days: float = 14.0
     rules: LifecycleRules = field(default_factory=LifecycleRules)
+    cac_ceiling: float | None = None
     # Options measured by benchmarks/decision_quality.py and off by default: in the simulator
     # they did not lower CAC (README, "Decision quality").
     pooling: bool = False  # empirical-Bayes conversion-rate prior shared by the arms
@@ -183,6 +193,7 @@ def allocate_from_history(
         rng=rng,
         draws=settings.draws,
         rules=settings.rules,
+        cac_ceiling=settings.cac_ceiling,
     )
 
 
@@ -229,6 +240,7 @@ def allocate_budget(
     rng: np.random.Generator,
     draws: int = 1000,
     rules: LifecycleRules = LifecycleRules(),  # noqa: B008 - frozen, so a safe default
+    cac_ceiling: float | None = None,
 ) -> Allocation:
     """Split ``budget_minor`` over ``arms`` by Thompson sampling under ``rules``.
 
@@ -239,14 +251,17 @@ def allocate_budget(
     Returns an ``Allocation`` whose table has ``ALLOCATION_COLUMNS`` in the order of ``arms``:
     ``share`` is budget_minor over ``budget_minor`` (the cap), ``cap_share`` the most the
     lifecycle rules allow (the account minimum overrides it), ``cac_p10`` the optimistic CAC
-    the underperformer rule read, and ``reason`` the rule or constraint that set the figure.
-    The result depends only on the inputs and the state of ``rng``.
+    the underperformer rule read, ``held_back_minor`` what the ``cac_ceiling`` (major units
+    per conversion; None: off) held back, and ``reason`` the rule or constraint that set the
+    figure. The result depends only on the inputs and the state of ``rng``.
     """
     budget_minor, min_budget_minor = int(budget_minor), int(min_budget_minor)
     if budget_minor < 0 or min_budget_minor < 0:
         raise ValueError("budget_minor and min_budget_minor must not be negative")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
+    if cac_ceiling is not None and not 0 < cac_ceiling < math.inf:
+        raise ValueError(f"cac_ceiling must be a finite number above 0 or None, got {cac_ceiling}")
 
     n = len(arms)
     live = arms["is_live"].astype("boolean").fillna(False).to_numpy(bool)
@@ -276,6 +291,17 @@ def allocate_budget(
     plan = _lifecycle(arms, live, underperformer, cac_p10, portfolio_cac, budget_minor, rules)
     shares, funded = _shares(plan, p_alloc, mean_rate, budget_minor, min_budget_minor)
     budgets = _to_minor_units(shares, budget_minor, np.where(funded, min_budget_minor, 0))
+    expected_cac = pd.to_numeric(arms["expected_cac"]).to_numpy(float)
+    held_back = np.zeros(n, dtype=np.int64)
+    if cac_ceiling is not None and n_live and (expected_cac[live] > cac_ceiling).all():
+        held_back = budgets - np.minimum(budgets, min_budget_minor)
+        for i in np.flatnonzero(budgets):
+            plan.reason[i] = (
+                f"held back to the account minimum: every live arm's expected CAC is above the"
+                f" ceiling {cac_ceiling:.2f} (this one {expected_cac[i]:.2f}); before the"
+                f" ceiling: {plan.reason[i]}"
+            )
+        budgets = budgets - held_back
 
     sunset_day = pd.array(
         [
@@ -295,15 +321,17 @@ def allocate_budget(
             "stage": plan.stage,
             "sunset_day": sunset_day,
             "p_alloc": p_alloc,
-            "expected_cac": pd.to_numeric(arms["expected_cac"]).to_numpy(float),
+            "expected_cac": expected_cac,
             "reason": plan.reason,
             "cap_share": plan.cap,
             "cac_p10": cac_p10,
+            "held_back_minor": held_back,
         }
     )
     return Allocation(
         table=table,
         unallocated_minor=budget_minor - int(budgets.sum()),
+        held_back_minor=int(held_back.sum()),
         portfolio_cac=portfolio_cac,
         draws=draws,
     )

@@ -364,3 +364,58 @@ def test_real_export_allocates_every_live_ad_set() -> None:
     assert table["budget_minor"].sum() == 3_000_000
     assert (table.loc[live, "budget_minor"] >= 100).all()
     assert (table.loc[~live, "budget_minor"] == 0).all()
+
+
+def test_cac_ceiling_below_every_arm_holds_the_budget_back() -> None:
+    # CAC about 100 (1 click per dollar, 1% conversion) and about 200: both above a 90 ceiling.
+    rows = [
+        arm("cheap", clicks=50_000, conversions=500),
+        arm("dear", clicks=50_000, conversions=250),
+    ]
+    off = allocate(frame(rows), 1_000_000, 5_000)
+    assert off.table["budget_minor"].sum() == 600_000  # two arms at the 30% cap
+    assert off.held_back_minor == 0 and (off.table["held_back_minor"] == 0).all()
+
+    held = allocate_budget(
+        frame(rows),
+        budget_minor=1_000_000,
+        min_budget_minor=5_000,
+        rng=np.random.default_rng(0),
+        draws=400,
+        cac_ceiling=90.0,
+    )
+    table = held.table.set_index("arm_id")
+    # Each arm keeps the account minimum; the rest is reported, not moved to the cheaper arm.
+    assert table["budget_minor"].tolist() == [5_000, 5_000]
+    assert table["held_back_minor"].tolist() == [295_000, 295_000]
+    assert held.held_back_minor == 590_000
+    assert held.unallocated_minor == 1_000_000 - 10_000
+    assert table["reason"].str.startswith("held back to the account minimum").all()
+    assert "ceiling 90.00" in table.loc["dear", "reason"]
+    assert table["stage"].tolist() == off.table["stage"].tolist()
+
+
+def test_cac_ceiling_above_one_arm_changes_nothing() -> None:
+    rows = [
+        arm("cheap", clicks=50_000, conversions=500),
+        arm("dear", clicks=50_000, conversions=250),
+        arm("gone", clicks=50_000, conversions=10, live=False),  # not live: not judged
+    ]
+    kwargs = dict(budget_minor=1_000_000, min_budget_minor=5_000, draws=400)
+    off = allocate_budget(frame(rows), rng=np.random.default_rng(3), **kwargs)
+    on = allocate_budget(frame(rows), rng=np.random.default_rng(3), cac_ceiling=150.0, **kwargs)
+    pd.testing.assert_frame_equal(off.table, on.table)
+    assert on.held_back_minor == 0
+
+
+def test_a_bad_cac_ceiling_is_refused() -> None:
+    rows = [arm("a", clicks=1_000, conversions=10)]
+    for bad in (0.0, -5.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="cac_ceiling"):
+            allocate_budget(
+                frame(rows),
+                budget_minor=1_000,
+                min_budget_minor=1,
+                rng=np.random.default_rng(0),
+                cac_ceiling=bad,
+            )
