@@ -144,6 +144,7 @@ class AllocatorSettings:
     half_life_days: float = 14.0
     rules: LifecycleRules = field(default_factory=LifecycleRules)
     cac_ceiling: float | None = None
+    response_exponent: float | None = None  # None: shares by P(best); see _response_curve_split
     # Options measured by benchmarks/decision_quality.py and off by default: in the simulator
     # they did not lower CAC (README, "Decision quality").
     pooling: bool = False  # empirical-Bayes conversion-rate prior shared by the arms
@@ -194,6 +195,7 @@ def allocate_from_history(
         draws=settings.draws,
         rules=settings.rules,
         cac_ceiling=settings.cac_ceiling,
+        response_exponent=settings.response_exponent,
     )
 
 
@@ -241,6 +243,7 @@ def allocate_budget(
     draws: int = 1000,
     rules: LifecycleRules = LifecycleRules(),  # noqa: B008 - frozen, so a safe default
     cac_ceiling: float | None = None,
+    response_exponent: float | None = None,
 ) -> Allocation:
     """Split ``budget_minor`` over ``arms`` by Thompson sampling under ``rules``.
 
@@ -263,6 +266,9 @@ def allocate_budget(
     if cac_ceiling is not None and not 0 < cac_ceiling < math.inf:
         raise ValueError(f"cac_ceiling must be a finite number above 0 or None, got {cac_ceiling}")
 
+    if response_exponent is not None and not 0 < response_exponent < 1:
+        raise ValueError(f"response_exponent must be in (0, 1) or None, got {response_exponent}")
+
     n = len(arms)
     live = arms["is_live"].astype("boolean").fillna(False).to_numpy(bool)
     n_live = int(live.sum())
@@ -275,7 +281,10 @@ def allocate_budget(
     portfolio_cac = float("nan")
     if n_live:
         samples = sample_conversions_per_dollar(arms[live], rng, draws)
-        p_alloc[live] = np.bincount(np.argmax(samples, axis=1), minlength=n_live) / draws
+        if response_exponent is None:
+            p_alloc[live] = np.bincount(np.argmax(samples, axis=1), minlength=n_live) / draws
+        else:
+            p_alloc[live] = _response_curve_split(samples, response_exponent)
         high, middle = np.quantile(samples, [0.9, 0.5], axis=0)
         with np.errstate(divide="ignore"):
             cac_p10[live] = 1.0 / high
@@ -487,6 +496,20 @@ def _shares(
             under = f"; under {rule}" if plan.stage[i] == "ramp" else ""
             plan.reason[i] = f"thompson share{left} (p_alloc {p_alloc[i]:.3f}){under}"
     return shares, funded
+
+
+def _response_curve_split(samples: np.ndarray, exponent: float) -> np.ndarray:
+    """Expected best split under a saturating response: each draw's optimum, averaged.
+
+    With conversions ``lambda_a * s_a ** exponent`` for spend ``s_a`` (``exponent`` < 1:
+    diminishing returns), marginal conversions per dollar are equal across arms when
+    ``s_a`` is proportional to ``lambda_a ** (1 / (1 - exponent))``; the mean of those shares
+    over the posterior draws is each arm's weight.
+    """
+    power = 1.0 / (1.0 - exponent)
+    logs = power * np.log(np.maximum(samples, np.finfo(float).tiny))
+    weights = np.exp(logs - logs.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)).mean(axis=0)
 
 
 def _fill(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:

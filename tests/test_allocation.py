@@ -419,3 +419,24 @@ def test_a_bad_cac_ceiling_is_refused() -> None:
                 rng=np.random.default_rng(0),
                 cac_ceiling=bad,
             )
+
+
+def test_response_curve_split_gives_a_near_best_arm_more_than_the_minimum() -> None:
+    # Two arms 10% apart on plenty of data: P(best) is nearly all the better arm's; the
+    # response-curve split with returns s ** 0.85 gives the other about 0.9 ** 6.67 = 0.50
+    # of the better arm's weight.
+    rows = [
+        arm("best", clicks=200_000, conversions=2_000),
+        arm("near", clicks=200_000, conversions=1_800),
+    ]
+    common = dict(budget_minor=1_000_000, min_budget_minor=100, draws=2_000)
+    thompson = allocate_budget(frame(rows), rng=np.random.default_rng(1), **common)
+    curve = allocate_budget(
+        frame(rows), rng=np.random.default_rng(1), response_exponent=0.85, **common
+    )
+    assert thompson.table["p_alloc"].iloc[1] < 0.01
+    weights = curve.table["p_alloc"].to_numpy()
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx(0.9 ** (1 / 0.15), rel=0.1)
+    with pytest.raises(ValueError, match="response_exponent"):
+        allocate_budget(frame(rows), rng=np.random.default_rng(1), response_exponent=1.0, **common)
