@@ -27,7 +27,8 @@ The policies:
   rules and guardrails as ours (its sampler is the allocator's with cost held constant, and
   the conversion-rate Beta replaced by the Gamma of the same mean and pseudo-count).
 - ``ours``: ``allocation.allocate_from_history`` with the defaults the assets run
-  (``AllocatorSettings``: THOMPSON_ALPHA_INIT = BETA_INIT = 1, 1,000 draws, 3-day live window).
+  (``AllocatorSettings``: THOMPSON_ALPHA_INIT = BETA_INIT = 1, 1,000 draws, 3-day live window,
+  the response-curve split with an assumed exponent of 0.8).
 
 On day 45 the leading creative (the established live arm with the most conversions per dollar)
 of each policy's account gets a 40% cost shock. The figures, each a mean with the 10th-90th
@@ -51,9 +52,11 @@ the cap both hold it; an equal split's ten tied shares do not). A creative that 
 on day 0 but lost its lead to fatigue or a fresh arrival before day 14 is not a case of the
 claim: an earlier version of this figure counted it, and the oracle itself scored 22%.
 
-``ours_pooled`` (ours with the pooled conversion-rate prior and wear adjustment) and
-``ours_cap20`` (a 20% top cap) are candidates measured beside ours with ``--policies``; they
-are not in the default run.
+Candidates measured beside ours with ``--policies``, not in the default run: ``ours_pooled``
+(the pooled conversion-rate prior and wear adjustment on), ``ours_thompson`` (shares by the
+probability of being best, as ours split until it took the response curve),
+``ours_curve70``/``ours_curve85``/``ours_curve95`` (other assumed response exponents; the
+simulator's is 0.85) and ``ours_cap20`` (a 20% top cap).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,18 +222,14 @@ def _decision_rng(view: Day, salt: int) -> np.random.Generator:
 
 
 OURS = AllocatorSettings(budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR)
-# Candidates measured beside ours: pooling and wear adjustment on; a 20% top cap.
+# Candidates measured beside ours (--policies): pooling and wear adjustment on; plain
+# Thompson probability matching (ours until the response-curve split); other assumed
+# response exponents; a 20% top cap.
 OURS_POOLED = AllocatorSettings(
     budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, pooling=True, fatigue=True
 )
-OURS_HL7 = AllocatorSettings(
-    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, half_life_days=7
-)
-OURS_HL10 = AllocatorSettings(
-    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, half_life_days=10
-)
-OURS_CURVE = AllocatorSettings(
-    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, response_exponent=SPEND_EXPONENT
+OURS_THOMPSON = AllocatorSettings(
+    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, response_exponent=None
 )
 OURS_CAP20 = AllocatorSettings(
     budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, rules=LifecycleRules(top_max_share=0.2)
@@ -270,6 +269,7 @@ def beta_cvr_policy(view: Day) -> Decision:
         min_budget_minor=MIN_MINOR,
         rng=_decision_rng(view, 2),
         draws=1000,
+        response_exponent=None,  # shares by probability of being best
     )
     return _decision(allocation.table, expected_conversions_per_dollar(arms))
 
@@ -288,9 +288,10 @@ POLICY_FUNCTIONS: dict[str, Callable[[Day], Decision]] = {
     "ours": ours_policy,
     "ours_pooled": lambda view: ours_policy(view, OURS_POOLED),
     "ours_cap20": lambda view: ours_policy(view, OURS_CAP20),
-    "ours_hl7": lambda view: ours_policy(view, OURS_HL7),
-    "ours_hl10": lambda view: ours_policy(view, OURS_HL10),
-    "ours_curve": lambda view: ours_policy(view, OURS_CURVE),
+    "ours_thompson": lambda view: ours_policy(view, OURS_THOMPSON),
+    "ours_curve70": lambda view: ours_policy(view, replace(OURS, response_exponent=0.7)),
+    "ours_curve85": lambda view: ours_policy(view, replace(OURS, response_exponent=0.85)),
+    "ours_curve95": lambda view: ours_policy(view, replace(OURS, response_exponent=0.95)),
 }
 
 
