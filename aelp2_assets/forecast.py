@@ -12,9 +12,10 @@ Each draw is one possible future of the portfolio at fixed daily spend:
 3. counting noise: conversions ~ Poisson(expected x factor), per day and channel.
 
 With a calibration on the account's recent days (``recent_calibration``, what the assets run),
-step 2 becomes the account's own: its recent level against the posterior, a drift shrunk
-towards none, a random walk of the level over the horizon (the month's unforeseeable: wear,
-replacements, the allocator's later moves) and the fitted day-to-day overdispersion. In the
+step 2 becomes the account's own: its level now against the posterior (last two weeks), a
+drift ahead shrunk towards none (six weeks), a random walk of the level over the horizon
+(the month's unforeseeable: wear, replacements, the allocator's later moves) and the fitted
+day-to-day overdispersion. In the
 decision-quality benchmark that brings the 30-day CAC band's p10-p90 coverage to about 80%.
 
 Draws start at ``min_draws`` (``MONTE_CARLO_DRAWS``) and double while any reported p10, p50 or
@@ -64,12 +65,13 @@ class ForecastResult:
 class RecentCalibration:
     """How the account's recent days departed from what the posterior means predict.
 
-    Fitted by ``recent_calibration`` (a Poisson regression of each day's conversions on the
+    Fitted by ``recent_calibration`` (Poisson regressions of each day's conversions on the
     posterior-mean expectation at that day's spend): ``log_level`` is the log of realised over
-    expected conversions on the decision date, ``slope`` its change per day (creatives wear as
-    they spend, so the all-history posterior drifts above the present; shrunk towards 0 by a
-    ``N(0, SLOPE_PRIOR_SD^2)`` prior), ``covariance`` their 2x2 posterior uncertainty (the
-    likelihood's inflated by the residual dispersion), and ``overdispersion_shape`` the
+    expected conversions on the decision date (from the last two weeks), ``slope`` its change
+    per day ahead (creatives wear as they spend, so the all-history posterior drifts above the
+    present; fitted on six weeks and shrunk towards 0 by a ``N(0, SLOPE_PRIOR_SD^2)`` prior),
+    ``covariance`` their 2x2 uncertainty (two fits: diagonal; each inflated by its residual
+    dispersion), and ``overdispersion_shape`` the
     shape of the day-to-day Gamma factor estimated from the days' excess variance.
     """
 
@@ -106,11 +108,14 @@ def recent_calibration(
     as_of: object,
     *,
     window_days: int = 42,
+    level_days: int = 14,
     min_days: int = 7,
 ) -> RecentCalibration | None:
     """Level, drift and day-to-day overdispersion of the last ``window_days`` days before
     ``as_of``, relative to the posterior means; None when fewer than ``min_days`` days with
-    spend or fewer than 10 conversions leave nothing to estimate them from.
+    spend or fewer than 10 conversions leave nothing to estimate them from. The level and the
+    overdispersion come from the last ``level_days`` (when they hold ``min_days`` days), the
+    drift from the whole window.
 
     ``history`` has date, adset_id, spend, conversions (the allocator's daily table); rows of
     arms without a posterior are left out.
@@ -135,32 +140,44 @@ def recent_calibration(
         return None
     x = ((daily.index - as_of).days).to_numpy(float)
 
+    # The level now from the last level_days alone, with their own trend (the present is
+    # where the recent days point); the drift ahead from the whole window, shrunk.
+    near = x >= -level_days if (x >= -level_days).sum() >= min_days else np.ones(len(x), bool)
+    level, level_covariance, fitted = _trend_fit(y[near], mu[near], x[near], None)
+    drift, drift_covariance, _ = _trend_fit(y, mu, x, SLOPE_PRIOR_SD)
+
+    # Var(y) = m + m^2 / shape for a Gamma(shape, shape) day factor under Poisson counts.
+    excess = float(((y[near] - fitted) ** 2 - y[near]).sum() / (fitted**2).sum())
+    shape = float(np.clip(1.0 / excess, *_SHAPE_BOUNDS)) if excess > 0 else _SHAPE_BOUNDS[1]
+    return RecentCalibration(
+        log_level=float(level[0]),
+        slope=float(np.clip(drift[1], -_MAX_SLOPE, _MAX_SLOPE)),
+        covariance=np.diag([level_covariance[0, 0], drift_covariance[1, 1]]),
+        overdispersion_shape=shape,
+        days=len(daily),
+    )
+
+
+def _trend_fit(
+    y: np.ndarray, mu: np.ndarray, x: np.ndarray, slope_sd: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson regression of daily conversions ``y`` on ``log(mu) + level + slope * x``, with a
+    ``N(0, slope_sd^2)`` prior on the slope (None: none): the estimate, its covariance (the
+    likelihood's inflated by the residual dispersion) and the fitted values."""
     design = np.column_stack([np.ones_like(x), x])
-    prior = np.diag([0.0, 1.0 / SLOPE_PRIOR_SD**2])  # flat on the level, N(0, sd^2) on slope
+    prior = np.diag([0.0, 0.0 if slope_sd is None else 1.0 / slope_sd**2])
     theta = np.array([np.log(y.sum() / mu.sum()), 0.0])
-    for _ in range(25):  # Newton steps of the penalised Poisson log-likelihood, offset log(mu)
+    for _ in range(25):  # Newton steps of the penalised log-likelihood
         fitted = mu * np.exp(design @ theta)
         information = design.T @ (design * fitted[:, None]) + prior
         step = np.linalg.solve(information, design.T @ (y - fitted) - prior @ theta)
         theta = theta + step
         if np.abs(step).max() < 1e-8:
             break
-    theta[1] = float(np.clip(theta[1], -_MAX_SLOPE, _MAX_SLOPE))
     fitted = mu * np.exp(design @ theta)
     information = design.T @ (design * fitted[:, None])
     dispersion = max(1.0, float(((y - fitted) ** 2 / fitted).sum() / max(len(y) - 2, 1)))
-    covariance = np.linalg.inv(information / dispersion + prior)
-
-    # Var(y) = m + m^2 / shape for a Gamma(shape, shape) day factor under Poisson counts.
-    excess = float(((y - fitted) ** 2 - y).sum() / (fitted**2).sum())
-    shape = float(np.clip(1.0 / excess, *_SHAPE_BOUNDS)) if excess > 0 else _SHAPE_BOUNDS[1]
-    return RecentCalibration(
-        log_level=float(theta[0]),
-        slope=float(theta[1]),
-        covariance=covariance,
-        overdispersion_shape=shape,
-        days=len(daily),
-    )
+    return theta, np.linalg.inv(information / dispersion + prior), fitted
 
 
 @dataclass(frozen=True)
