@@ -5,10 +5,17 @@ Arms are budget holders (Meta ad sets). Money is integer minor units of the acco
 How a decision is made:
 
 1. **Who may spend.** Only live arms get budget; the others get 0 and stage 'inactive'.
-2. **Thompson split.** ``draws`` joint samples of every live arm's conversions per dollar; the
-   probability an arm is best (how often it has the largest sample) is its ``p_alloc``, kept in
-   the table so a later policy can be evaluated off-policy on this decision. Arms free of a
-   lifecycle rule get shares proportional to ``p_alloc``.
+2. **Thompson split on a response curve.** ``draws`` joint samples of every live arm's
+   conversions per dollar. Returns diminish with spend: an arm's conversions grow as
+   ``spend ** response_exponent`` (``RESPONSE_EXPONENT``, 0.8), so in each draw the split that
+   equalises marginal cost per conversion gives each arm a share proportional to
+   ``lambda ** (1 / (1 - response_exponent))``; the mean of those shares over the draws is the
+   arm's ``p_alloc``. An arm near the best keeps a real share (10% dearer: about 60% of the
+   best's) instead of falling to the account minimum, as it does when the budget follows the
+   probability of being best; with ``response_exponent=None`` that probability (how often the
+   arm has the largest sample) is ``p_alloc``, plain Thompson probability matching. Either
+   way ``p_alloc`` is kept in the table so a later policy can be evaluated off-policy on this
+   decision. Arms free of a lifecycle rule get shares proportional to ``p_alloc``.
 3. **Lifecycle.** By the arm's age (days since it first delivered):
    - age 0: 'launch', a fixed share of ``launch_share``. With many live arms, where 5% each is
      impossible (118 live ad sets in a real export), the launch share is
@@ -39,6 +46,11 @@ How a decision is made:
 6. **Integers.** Shares become minor units by largest-remainder rounding. The sum never
    exceeds ``budget_minor``; it equals it unless every funded arm is at its cap, and the rest
    is reported as ``unallocated_minor``, never forced onto an arm.
+7. **CAC ceiling** (optional, off by default). When every live arm's expected CAC (posterior
+   mean) is above ``cac_ceiling``, no arm is worth the money: each funded arm is cut to the
+   account minimum (it keeps delivering a little, so the posterior can see it recover) and the
+   rest is held back, per arm in ``held_back_minor`` and in all in ``Allocation.held_back_minor``
+   (part of ``unallocated_minor``), never forced onto the least bad arm.
 
 Sunset days count decisions: the caller passes the stage, sunset day and share of the latest
 earlier decision day, so several ticks on one day do not advance a sunset.
@@ -47,6 +59,7 @@ earlier decision day, so several ticks on one day do not advance a sunset.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -72,7 +85,14 @@ ALLOCATION_COLUMNS = (
     "reason",
     "cap_share",
     "cac_p10",
+    "held_back_minor",
 )
+
+# The assumed elasticity of an arm's conversions to its spend (conversions ~ spend ** 0.8).
+# In benchmarks/decision_quality.py the response-curve split beat probability matching on
+# cumulative CAC at 30 and 60 days with 0.7 and 0.85 (the simulator's truth) alike, and lost
+# with 0.95: assuming returns diminish faster than they do costs less than the reverse.
+RESPONSE_EXPONENT = 0.8
 
 # Weight given to arms never best in any draw, so that they can still absorb what the capped
 # arms leave (far below any real p_alloc, which is at least 1 / draws).
@@ -112,7 +132,8 @@ class Allocation:
     """One decision: the per-arm table, what no arm could take, and what it was judged by."""
 
     table: pd.DataFrame
-    unallocated_minor: int
+    unallocated_minor: int  # budget_minor less what the arms got, held back included
+    held_back_minor: int  # what the CAC ceiling held back (0 when it did not bind)
     portfolio_cac: float  # the typical live arm's CAC the underperformer rule compared with
     draws: int
 
@@ -123,7 +144,8 @@ class AllocatorSettings:
 
     ``alpha_init``/``beta_init`` are THOMPSON_ALPHA_INIT/THOMPSON_BETA_INIT, ``draws`` is
     MONTE_CARLO_DRAWS, ``budget_minor`` DAILY_BUDGET_CAP in minor units, ``min_budget_minor``
-    the account's minimum daily budget, ``live_window_days`` AELP2_LIVE_WINDOW_DAYS.
+    the account's minimum daily budget, ``live_window_days`` AELP2_LIVE_WINDOW_DAYS,
+    ``cac_ceiling`` AELP2_CAC_CEILING (major units per conversion; None: off).
     """
 
     budget_minor: int
@@ -134,6 +156,8 @@ class AllocatorSettings:
     live_window_days: int = 3
     half_life_days: float = 14.0
     rules: LifecycleRules = field(default_factory=LifecycleRules)
+    cac_ceiling: float | None = None
+    response_exponent: float | None = RESPONSE_EXPONENT  # None: shares by P(best)
     # Options measured by benchmarks/decision_quality.py and off by default: in the simulator
     # they did not lower CAC (README, "Decision quality").
     pooling: bool = False  # empirical-Bayes conversion-rate prior shared by the arms
@@ -183,6 +207,8 @@ def allocate_from_history(
         rng=rng,
         draws=settings.draws,
         rules=settings.rules,
+        cac_ceiling=settings.cac_ceiling,
+        response_exponent=settings.response_exponent,
     )
 
 
@@ -229,6 +255,8 @@ def allocate_budget(
     rng: np.random.Generator,
     draws: int = 1000,
     rules: LifecycleRules = LifecycleRules(),  # noqa: B008 - frozen, so a safe default
+    cac_ceiling: float | None = None,
+    response_exponent: float | None = RESPONSE_EXPONENT,
 ) -> Allocation:
     """Split ``budget_minor`` over ``arms`` by Thompson sampling under ``rules``.
 
@@ -239,14 +267,20 @@ def allocate_budget(
     Returns an ``Allocation`` whose table has ``ALLOCATION_COLUMNS`` in the order of ``arms``:
     ``share`` is budget_minor over ``budget_minor`` (the cap), ``cap_share`` the most the
     lifecycle rules allow (the account minimum overrides it), ``cac_p10`` the optimistic CAC
-    the underperformer rule read, and ``reason`` the rule or constraint that set the figure.
-    The result depends only on the inputs and the state of ``rng``.
+    the underperformer rule read, ``held_back_minor`` what the ``cac_ceiling`` (major units
+    per conversion; None: off) held back, and ``reason`` the rule or constraint that set the
+    figure. The result depends only on the inputs and the state of ``rng``.
     """
     budget_minor, min_budget_minor = int(budget_minor), int(min_budget_minor)
     if budget_minor < 0 or min_budget_minor < 0:
         raise ValueError("budget_minor and min_budget_minor must not be negative")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
+    if cac_ceiling is not None and not 0 < cac_ceiling < math.inf:
+        raise ValueError(f"cac_ceiling must be a finite number above 0 or None, got {cac_ceiling}")
+
+    if response_exponent is not None and not 0 < response_exponent < 1:
+        raise ValueError(f"response_exponent must be in (0, 1) or None, got {response_exponent}")
 
     n = len(arms)
     live = arms["is_live"].astype("boolean").fillna(False).to_numpy(bool)
@@ -260,7 +294,10 @@ def allocate_budget(
     portfolio_cac = float("nan")
     if n_live:
         samples = sample_conversions_per_dollar(arms[live], rng, draws)
-        p_alloc[live] = np.bincount(np.argmax(samples, axis=1), minlength=n_live) / draws
+        if response_exponent is None:
+            p_alloc[live] = np.bincount(np.argmax(samples, axis=1), minlength=n_live) / draws
+        else:
+            p_alloc[live] = _response_curve_split(samples, response_exponent)
         high, middle = np.quantile(samples, [0.9, 0.5], axis=0)
         with np.errstate(divide="ignore"):
             cac_p10[live] = 1.0 / high
@@ -276,6 +313,17 @@ def allocate_budget(
     plan = _lifecycle(arms, live, underperformer, cac_p10, portfolio_cac, budget_minor, rules)
     shares, funded = _shares(plan, p_alloc, mean_rate, budget_minor, min_budget_minor)
     budgets = _to_minor_units(shares, budget_minor, np.where(funded, min_budget_minor, 0))
+    expected_cac = pd.to_numeric(arms["expected_cac"]).to_numpy(float)
+    held_back = np.zeros(n, dtype=np.int64)
+    if cac_ceiling is not None and n_live and (expected_cac[live] > cac_ceiling).all():
+        held_back = budgets - np.minimum(budgets, min_budget_minor)
+        for i in np.flatnonzero(budgets):
+            plan.reason[i] = (
+                f"held back to the account minimum: every live arm's expected CAC is above the"
+                f" ceiling {cac_ceiling:.2f} (this one {expected_cac[i]:.2f}); before the"
+                f" ceiling: {plan.reason[i]}"
+            )
+        budgets = budgets - held_back
 
     sunset_day = pd.array(
         [
@@ -295,15 +343,17 @@ def allocate_budget(
             "stage": plan.stage,
             "sunset_day": sunset_day,
             "p_alloc": p_alloc,
-            "expected_cac": pd.to_numeric(arms["expected_cac"]).to_numpy(float),
+            "expected_cac": expected_cac,
             "reason": plan.reason,
             "cap_share": plan.cap,
             "cac_p10": cac_p10,
+            "held_back_minor": held_back,
         }
     )
     return Allocation(
         table=table,
         unallocated_minor=budget_minor - int(budgets.sum()),
+        held_back_minor=int(held_back.sum()),
         portfolio_cac=portfolio_cac,
         draws=draws,
     )
@@ -415,7 +465,7 @@ def _shares(
         funded[dropped] = False
         plan.reason[dropped] = (
             f"not funded: account minimums ({minimum} minor units each) of {candidates} live"
-            f" arms exceed the budget; the {affordable} most likely best (p_alloc) are funded"
+            f" arms exceed the budget; the {affordable} with the largest p_alloc are funded"
         )
 
     # Launch and sunset shares first, scaled down only if they and the free arms' minimums
@@ -459,6 +509,20 @@ def _shares(
             under = f"; under {rule}" if plan.stage[i] == "ramp" else ""
             plan.reason[i] = f"thompson share{left} (p_alloc {p_alloc[i]:.3f}){under}"
     return shares, funded
+
+
+def _response_curve_split(samples: np.ndarray, exponent: float) -> np.ndarray:
+    """Expected best split under a saturating response: each draw's optimum, averaged.
+
+    With conversions ``lambda_a * s_a ** exponent`` for spend ``s_a`` (``exponent`` < 1:
+    diminishing returns), marginal conversions per dollar are equal across arms when
+    ``s_a`` is proportional to ``lambda_a ** (1 / (1 - exponent))``; the mean of those shares
+    over the posterior draws is each arm's weight.
+    """
+    power = 1.0 / (1.0 - exponent)
+    logs = power * np.log(np.maximum(samples, np.finfo(float).tiny))
+    weights = np.exp(logs - logs.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)).mean(axis=0)
 
 
 def _fill(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:

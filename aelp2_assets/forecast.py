@@ -11,6 +11,13 @@ Each draw is one possible future of the portfolio at fixed daily spend:
    or bad delivery day moves all its placements together;
 3. counting noise: conversions ~ Poisson(expected x factor), per day and channel.
 
+With a calibration on the account's recent days (``recent_calibration``, what the assets run),
+step 2 becomes the account's own: its level now against the posterior (last two weeks), a
+drift ahead shrunk towards none (six weeks), a random walk of the level over the horizon
+(the month's unforeseeable: wear, replacements, the allocator's later moves) and the fitted
+day-to-day overdispersion. In the
+decision-quality benchmark that brings the 30-day CAC band's p10-p90 coverage to about 80%.
+
 Draws start at ``min_draws`` (``MONTE_CARLO_DRAWS``) and double while any reported p10, p50 or
 p90 moved by more than ``convergence_threshold`` (``CONVERGENCE_THRESHOLD``) of its previous
 value, up to ``max_draws``. Conversions are whole numbers, so a quantile of a small count can
@@ -58,11 +65,13 @@ class ForecastResult:
 class RecentCalibration:
     """How the account's recent days departed from what the posterior means predict.
 
-    Fitted by ``recent_calibration`` (a Poisson regression of each day's conversions on the
+    Fitted by ``recent_calibration`` (Poisson regressions of each day's conversions on the
     posterior-mean expectation at that day's spend): ``log_level`` is the log of realised over
-    expected conversions on the decision date, ``slope`` its change per day (creatives wear as
-    they spend, so the all-history posterior drifts above the present), ``covariance`` their
-    2x2 uncertainty (inflated by the residual dispersion), and ``overdispersion_shape`` the
+    expected conversions on the decision date (from the last two weeks), ``slope`` its change
+    per day ahead (creatives wear as they spend, so the all-history posterior drifts above the
+    present; fitted on six weeks and shrunk towards 0 by a ``N(0, SLOPE_PRIOR_SD^2)`` prior),
+    ``covariance`` their 2x2 uncertainty (two fits: diagonal; each inflated by its residual
+    dispersion), and ``overdispersion_shape`` the
     shape of the day-to-day Gamma factor estimated from the days' excess variance.
     """
 
@@ -78,18 +87,35 @@ class RecentCalibration:
 _SHAPE_BOUNDS = (1.0, 1000.0)
 _MAX_SLOPE = 0.05
 
+# Prior standard deviation of the drift per day. A trend fitted on a few weeks of noisy days
+# and extrapolated over a month mostly adds error (creatives that wear out are replaced, the
+# allocator moves money), so the fit is shrunk towards no drift: by half where the data
+# measure it to +-0.5% a day. Chosen with benchmarks/decision_quality.py.
+SLOPE_PRIOR_SD = 0.005
+
+# Variance per day of a random walk in the account's log level over the forecast horizon:
+# what no fixed-budget forecast sees coming (creatives wearing out and being replaced, the
+# allocator's later moves, cost shocks). A standard deviation of 8% a day, so about 45% after
+# 30 days; the account's own history is too short to estimate it (a variogram of 4-8 weeks
+# of days gave bands that covered less), so it is set with benchmarks/decision_quality.py,
+# where it brings the 30-day CAC band's coverage from 43% to about 80%.
+LEVEL_DRIFT_VARIANCE = 0.007
+
 
 def recent_calibration(
     posteriors: pd.DataFrame,
     history: pd.DataFrame,
     as_of: object,
     *,
-    window_days: int = 28,
+    window_days: int = 42,
+    level_days: int = 14,
     min_days: int = 7,
 ) -> RecentCalibration | None:
     """Level, drift and day-to-day overdispersion of the last ``window_days`` days before
     ``as_of``, relative to the posterior means; None when fewer than ``min_days`` days with
-    spend or fewer than 10 conversions leave nothing to estimate them from.
+    spend or fewer than 10 conversions leave nothing to estimate them from. The level and the
+    overdispersion come from the last ``level_days`` (when they hold ``min_days`` days), the
+    drift from the whole window.
 
     ``history`` has date, adset_id, spend, conversions (the allocator's daily table); rows of
     arms without a posterior are left out.
@@ -114,31 +140,44 @@ def recent_calibration(
         return None
     x = ((daily.index - as_of).days).to_numpy(float)
 
-    design = np.column_stack([np.ones_like(x), x])
-    theta = np.array([np.log(y.sum() / mu.sum()), 0.0])
-    for _ in range(25):  # Newton steps of the Poisson log-likelihood with offset log(mu)
-        fitted = mu * np.exp(design @ theta)
-        information = design.T @ (design * fitted[:, None])
-        step = np.linalg.solve(information, design.T @ (y - fitted))
-        theta = theta + step
-        if np.abs(step).max() < 1e-8:
-            break
-    theta[1] = float(np.clip(theta[1], -_MAX_SLOPE, _MAX_SLOPE))
-    fitted = mu * np.exp(design @ theta)
-    information = design.T @ (design * fitted[:, None])
-    dispersion = max(1.0, float(((y - fitted) ** 2 / fitted).sum() / max(len(y) - 2, 1)))
-    covariance = np.linalg.inv(information) * dispersion
+    # The level now from the last level_days alone, with their own trend (the present is
+    # where the recent days point); the drift ahead from the whole window, shrunk.
+    near = x >= -level_days if (x >= -level_days).sum() >= min_days else np.ones(len(x), bool)
+    level, level_covariance, fitted = _trend_fit(y[near], mu[near], x[near], None)
+    drift, drift_covariance, _ = _trend_fit(y, mu, x, SLOPE_PRIOR_SD)
 
     # Var(y) = m + m^2 / shape for a Gamma(shape, shape) day factor under Poisson counts.
-    excess = float(((y - fitted) ** 2 - y).sum() / (fitted**2).sum())
+    excess = float(((y[near] - fitted) ** 2 - y[near]).sum() / (fitted**2).sum())
     shape = float(np.clip(1.0 / excess, *_SHAPE_BOUNDS)) if excess > 0 else _SHAPE_BOUNDS[1]
     return RecentCalibration(
-        log_level=float(theta[0]),
-        slope=float(theta[1]),
-        covariance=covariance,
+        log_level=float(level[0]),
+        slope=float(np.clip(drift[1], -_MAX_SLOPE, _MAX_SLOPE)),
+        covariance=np.diag([level_covariance[0, 0], drift_covariance[1, 1]]),
         overdispersion_shape=shape,
         days=len(daily),
     )
+
+
+def _trend_fit(
+    y: np.ndarray, mu: np.ndarray, x: np.ndarray, slope_sd: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson regression of daily conversions ``y`` on ``log(mu) + level + slope * x``, with a
+    ``N(0, slope_sd^2)`` prior on the slope (None: none): the estimate, its covariance (the
+    likelihood's inflated by the residual dispersion) and the fitted values."""
+    design = np.column_stack([np.ones_like(x), x])
+    prior = np.diag([0.0, 0.0 if slope_sd is None else 1.0 / slope_sd**2])
+    theta = np.array([np.log(y.sum() / mu.sum()), 0.0])
+    for _ in range(25):  # Newton steps of the penalised log-likelihood
+        fitted = mu * np.exp(design @ theta)
+        information = design.T @ (design * fitted[:, None]) + prior
+        step = np.linalg.solve(information, design.T @ (y - fitted) - prior @ theta)
+        theta = theta + step
+        if np.abs(step).max() < 1e-8:
+            break
+    fitted = mu * np.exp(design @ theta)
+    information = design.T @ (design * fitted[:, None])
+    dispersion = max(1.0, float(((y - fitted) ** 2 / fitted).sum() / max(len(y) - 2, 1)))
+    return theta, np.linalg.inv(information / dispersion + prior), fitted
 
 
 @dataclass(frozen=True)
@@ -180,8 +219,10 @@ def forecast_cac(
     quantile at zero conversions is ``inf``; with no spend at all CAC is ``nan``.
 
     With a ``calibration`` (``recent_calibration``) every draw also carries the account's
-    recent level and drift, drawn from their uncertainty, and one day factor for the whole
-    portfolio with the fitted overdispersion, in place of the fixed per-arm factor.
+    recent level and drift, drawn from their uncertainty, a random walk of the level
+    (``LEVEL_DRIFT_VARIANCE`` a day: what fixed budgets cannot foresee over a month), and one
+    day factor for the whole portfolio with the fitted overdispersion, in place of the fixed
+    per-arm factor.
     """
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
@@ -321,15 +362,16 @@ def _calibrated_days(
     horizon: int,
 ) -> np.ndarray:
     """Daily conversions (n, horizon, channels) from expected conversions (n, arms, channels)
-    scaled by each draw's level and drift and one day factor per draw and day."""
+    scaled by each draw's level, drift and random walk and one day factor per draw and day."""
     n = expected.shape[0]
     level, slope = rng.multivariate_normal(
         [calibration.log_level, calibration.slope], calibration.covariance, size=n
     ).T
     slope = np.clip(slope, -_MAX_SLOPE, _MAX_SLOPE)
     days = np.arange(horizon, dtype=float)
+    wander = np.cumsum(rng.normal(0.0, np.sqrt(LEVEL_DRIFT_VARIANCE), size=(n, horizon)), axis=1)
     shape = calibration.overdispersion_shape
-    multiplier = np.exp(level[:, None] + slope[:, None] * days) * rng.gamma(
+    multiplier = np.exp(level[:, None] + slope[:, None] * days + wander) * rng.gamma(
         shape, 1.0 / shape, size=(n, horizon)
     )
     return rng.poisson(multiplier[:, :, None] * expected.sum(axis=1)[:, None, :])

@@ -1,6 +1,6 @@
 """Decision quality: allocation policies side by side on the same simulated accounts.
 
-Run: ``python benchmarks/decision_quality.py`` (100 seeds, 90 days, both cores; about 10
+Run: ``python benchmarks/decision_quality.py`` (100 seeds, 90 days, both cores; about 20
 minutes), or ``--quick`` (12 seeds) while iterating; ``--seeds N``, ``--workers N``.
 
 Every policy answers one question each morning: given the history up to yesterday, the live
@@ -27,7 +27,8 @@ The policies:
   rules and guardrails as ours (its sampler is the allocator's with cost held constant, and
   the conversion-rate Beta replaced by the Gamma of the same mean and pseudo-count).
 - ``ours``: ``allocation.allocate_from_history`` with the defaults the assets run
-  (``AllocatorSettings``: THOMPSON_ALPHA_INIT = BETA_INIT = 1, 1,000 draws, 3-day live window).
+  (``AllocatorSettings``: THOMPSON_ALPHA_INIT = BETA_INIT = 1, 1,000 draws, 3-day live window,
+  the response-curve split with an assumed exponent of 0.8).
 
 On day 45 the leading creative (the established live arm with the most conversions per dollar)
 of each policy's account gets a 40% cost shock. The figures, each a mean with the 10th-90th
@@ -37,8 +38,25 @@ recall@k of the policy's ranking against the 3 truly best live arms at the horiz
 random ranking and the ceiling; coverage of the p10-p90 bands and CRPS of ours' forecasts of
 next-day conversions and of the next 30 days' CAC, beside a forecast from the true parameters
 and a trailing-7-day Poisson forecast; guardrail and lifecycle violations; time per decision;
-the shock response; and how often the best creative, when at least 20% cheaper than the rest
-on day 0, holds the top share by day 14.
+the shock response; and how often the best creative, when at least 20% cheaper than the rest,
+holds the top share within 14 days.
+
+That last figure, defined to test the goal's claim and nothing else: "at least 20% cheaper
+than the rest" is judged on the truth, each creative's expected CAC at the equal-split spend
+($3,000 a day) on that day, in the policy's own account (its spend wears its creatives). A
+seed counts when the same creative is at least 20% cheaper than every other live creative on
+15 days in a row (day s to day s + 14; the first such run of the 90 days, whether it starts
+on day 0 or when a new creative arrives); it holds the top share when on day s + 14 its share
+is the largest by more than 0.01% of the budget, or it is at the 30% top cap (two creatives at
+the cap both hold it; an equal split's ten tied shares do not). A creative that was cheapest
+on day 0 but lost its lead to fatigue or a fresh arrival before day 14 is not a case of the
+claim: an earlier version of this figure counted it, and the oracle itself scored 22%.
+
+Candidates measured beside ours with ``--policies``, not in the default run: ``ours_pooled``
+(the pooled conversion-rate prior and wear adjustment on), ``ours_thompson`` (shares by the
+probability of being best, as ours split until it took the response curve),
+``ours_curve70``/``ours_curve85``/``ours_curve95`` (other assumed response exponents; the
+simulator's is 0.85) and ``ours_cap20`` (a 20% top cap).
 """
 
 from __future__ import annotations
@@ -50,7 +68,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +111,7 @@ SHOCK = 1.4
 SHOCK_WINDOW = 5
 BEST_MARGIN = 0.8  # the best arm's CAC at most 80% of the next best: "20% cheaper"
 BEST_BY_DAY = 14
+TOP_SHARE_TIE = 1e-4  # shares this close (0.01% of the budget) tie for the top share
 N_WINNERS = 3
 KS = (3, 5)
 FORECAST_DAYS = tuple(range(10, DAYS, 5))
@@ -101,7 +120,7 @@ CAC_HORIZON = 30
 FORECASTS = True
 RULES = LifecycleRules()
 MEAN_DELIVERY = 1 - UNDER_DELIVERY * 2 / 7  # mean of 1 - 0.03 Beta(2, 5)
-POLICIES = ["equal", "oracle", "oracle_free", "beta_cvr", "ours_pooled", "ours"]
+POLICIES = ["equal", "oracle", "oracle_free", "beta_cvr", "ours"]
 
 
 @dataclass
@@ -203,9 +222,14 @@ def _decision_rng(view: Day, salt: int) -> np.random.Generator:
 
 
 OURS = AllocatorSettings(budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR)
-# Candidates measured beside ours: pooling and wear adjustment on; a 20% top cap.
+# Candidates measured beside ours (--policies): pooling and wear adjustment on; plain
+# Thompson probability matching (ours until the response-curve split); other assumed
+# response exponents; a 20% top cap.
 OURS_POOLED = AllocatorSettings(
     budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, pooling=True, fatigue=True
+)
+OURS_THOMPSON = AllocatorSettings(
+    budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, response_exponent=None
 )
 OURS_CAP20 = AllocatorSettings(
     budget_minor=BUDGET_MINOR, min_budget_minor=MIN_MINOR, rules=LifecycleRules(top_max_share=0.2)
@@ -245,6 +269,7 @@ def beta_cvr_policy(view: Day) -> Decision:
         min_budget_minor=MIN_MINOR,
         rng=_decision_rng(view, 2),
         draws=1000,
+        response_exponent=None,  # shares by probability of being best
     )
     return _decision(allocation.table, expected_conversions_per_dollar(arms))
 
@@ -263,6 +288,10 @@ POLICY_FUNCTIONS: dict[str, Callable[[Day], Decision]] = {
     "ours": ours_policy,
     "ours_pooled": lambda view: ours_policy(view, OURS_POOLED),
     "ours_cap20": lambda view: ours_policy(view, OURS_CAP20),
+    "ours_thompson": lambda view: ours_policy(view, OURS_THOMPSON),
+    "ours_curve70": lambda view: ours_policy(view, replace(OURS, response_exponent=0.7)),
+    "ours_curve85": lambda view: ours_policy(view, replace(OURS, response_exponent=0.85)),
+    "ours_curve95": lambda view: ours_policy(view, replace(OURS, response_exponent=0.95)),
 }
 
 
@@ -306,7 +335,7 @@ def run_policy(policy: str, seed: int) -> RunResult:
     decisions: list[pd.DataFrame] = []
     shares_by_day: list[dict[str, float]] = []
     current = pd.DataFrame({"arm_id": [], "previous_budget_minor": []})
-    best_arm = None
+    clear_best: list[str | None] = []  # per day, the creative >= 20% cheaper than the rest
     shocked = None
     rank_rng = np.random.default_rng([seed, 99])
 
@@ -314,10 +343,8 @@ def run_policy(policy: str, seed: int) -> RunResult:
         day = START + dt.timedelta(days=index)
         live = sim.live_arms(day)
         ages = _ages(sim, live, index)
-        if index == 0:
-            cacs = sorted((_true_cac(sim, arm, day), arm) for arm in live)
-            if cacs[0][0] <= BEST_MARGIN * cacs[1][0]:
-                best_arm = cacs[0][1]
+        cacs = sorted((_true_cac(sim, arm, day), arm) for arm in live)
+        clear_best.append(cacs[0][1] if cacs[0][0] <= BEST_MARGIN * cacs[1][0] else None)
         if index == SHOCK_DAY:
             settled = [arm for arm in live if ages[arm] >= RULES.ramp_days]
             shocked = max(settled, key=lambda arm: sim.expected_conversions(arm, day, 1.0))
@@ -354,7 +381,7 @@ def run_policy(policy: str, seed: int) -> RunResult:
 
         if policy == "ours" and FORECASTS and index in FORECAST_DAYS:
             result.forecasts.append(_forecast(view, budgets, frames))
-        if policy == "ours" and index == SHOCK_DAY + SHOCK_WINDOW:
+        if index == SHOCK_DAY + SHOCK_WINDOW:
             oracle_now = oracle_split(
                 {arm: sim.expected_conversions(arm, day, 1.0) for arm in live}, ages, True
             )
@@ -364,9 +391,11 @@ def run_policy(policy: str, seed: int) -> RunResult:
             result.shock_detail = (before, target, after)
             if before - target > 0.01:
                 result.shock = float(before - after >= 0.5 * (before - target))
-        if index == BEST_BY_DAY and best_arm is not None:
-            top = max(shares.values())
-            result.best_holds = float(shares.get(best_arm, 0.0) >= top - 1e-9)
+        if result.best_holds is None and index >= BEST_BY_DAY:
+            streak = set(clear_best[index - BEST_BY_DAY :])
+            if len(streak) == 1 and None not in streak:
+                (best,) = streak
+                result.best_holds = float(_holds_top_share(best, shares))
 
         rows = sim.step(day, {arm: b / 100 for arm, b in budgets.items()})
         frame = history_frame(rows)
@@ -392,6 +421,14 @@ def run_policy(policy: str, seed: int) -> RunResult:
                 precision_recall_at_k(ranked, winners, k).__dict__ for k in KS
             ]
     return result
+
+
+def _holds_top_share(arm: str, shares: dict[str, float]) -> bool:
+    """Its share is the largest by more than a tie, or it is at the top cap, which no share
+    can pass (so two creatives at 30% both hold it, ten at 10% do not)."""
+    share = shares.get(arm, 0.0)
+    others = max((s for a, s in shares.items() if a != arm), default=0.0)
+    return share > others + TOP_SHARE_TIE or share >= RULES.top_max_share - TOP_SHARE_TIE
 
 
 def _check(result: RunResult, budgets: dict[str, int], ages: dict[str, int]) -> None:
@@ -614,7 +651,7 @@ def summarise(results: list[RunResult], seconds: float) -> str:
     lines.append("## Guardrails, speed, shock response, best creative")
     lines.append(
         "| policy | guardrail violations | lifecycle-cap violations | ms per decision"
-        " (median, p99) | shock: half way in 5 days | best holds top share by day 14 |"
+        " (median, p99) | shock: half way in 5 days | clear best holds top share within 14 days |"
     )
     lines.append("|---|---|---|---|---|---|")
     for p in POLICIES:

@@ -59,13 +59,16 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return arms
 
 
-def allocate(arms: pd.DataFrame, budget: int, minimum: int, seed: int = 0, draws: int = 400):
+def allocate(
+    arms: pd.DataFrame, budget: int, minimum: int, seed: int = 0, draws: int = 400, **options
+):
     return allocate_budget(
         arms,
         budget_minor=budget,
         min_budget_minor=minimum,
         rng=np.random.default_rng(seed),
         draws=draws,
+        **options,
     )
 
 
@@ -242,7 +245,9 @@ def test_a_clearly_best_arm_gets_the_top_cap() -> None:
     rows += [arm(f"a{i}", clicks=50_000, conversions=1_000 + 10 * i) for i in range(5)]
     result = allocate(frame(rows), 3_000_000, 100)
     best = result.table.set_index("arm_id").loc["best"]
-    assert best["p_alloc"] > 0.95
+    # On the response curve (exponent 0.8) each arm at half its rate weighs 0.5 ** 5 of it:
+    # 1 / (1 + 5 / 32) = 0.86 of the weight.
+    assert best["p_alloc"] > 0.8
     assert abs(int(best["budget_minor"]) - 900_000) <= 1
     assert best["stage"] == "top"
     assert "top_max_share 30%" in best["reason"]
@@ -299,9 +304,11 @@ def test_new_arms_launch_and_ramp() -> None:
 
 def test_raised_to_minimum_takes_from_the_others() -> None:
     # Six close contenders share P(best); the weak arm is never best but no underperformer.
+    # Plain probability matching: with the response curve the weak arm would weigh 0.06.
     rows = [arm(f"a{i}", clicks=50_000, conversions=600 + 10 * i) for i in range(6)]
     rows.append(arm("weak", clicks=50_000, conversions=520))
-    table = allocate(frame(rows), 100_000, 5_000).table.set_index("arm_id")
+    table = allocate(frame(rows), 100_000, 5_000, response_exponent=None).table
+    table = table.set_index("arm_id")
     assert table.loc["weak", "p_alloc"] == 0
     assert table.loc["weak", "budget_minor"] == 5_000
     assert table.loc["weak", "reason"] == "raised to account minimum"
@@ -364,3 +371,81 @@ def test_real_export_allocates_every_live_ad_set() -> None:
     assert table["budget_minor"].sum() == 3_000_000
     assert (table.loc[live, "budget_minor"] >= 100).all()
     assert (table.loc[~live, "budget_minor"] == 0).all()
+
+
+def test_cac_ceiling_below_every_arm_holds_the_budget_back() -> None:
+    # CAC about 100 (1 click per dollar, 1% conversion) and about 200: both above a 90 ceiling.
+    rows = [
+        arm("cheap", clicks=50_000, conversions=500),
+        arm("dear", clicks=50_000, conversions=250),
+    ]
+    off = allocate(frame(rows), 1_000_000, 5_000)
+    assert off.table["budget_minor"].sum() == 600_000  # two arms at the 30% cap
+    assert off.held_back_minor == 0 and (off.table["held_back_minor"] == 0).all()
+
+    held = allocate_budget(
+        frame(rows),
+        budget_minor=1_000_000,
+        min_budget_minor=5_000,
+        rng=np.random.default_rng(0),
+        draws=400,
+        cac_ceiling=90.0,
+    )
+    table = held.table.set_index("arm_id")
+    # Each arm keeps the account minimum; the rest is reported, not moved to the cheaper arm.
+    assert table["budget_minor"].tolist() == [5_000, 5_000]
+    assert table["held_back_minor"].tolist() == [295_000, 295_000]
+    assert held.held_back_minor == 590_000
+    assert held.unallocated_minor == 1_000_000 - 10_000
+    assert table["reason"].str.startswith("held back to the account minimum").all()
+    assert "ceiling 90.00" in table.loc["dear", "reason"]
+    assert table["stage"].tolist() == off.table["stage"].tolist()
+
+
+def test_cac_ceiling_above_one_arm_changes_nothing() -> None:
+    rows = [
+        arm("cheap", clicks=50_000, conversions=500),
+        arm("dear", clicks=50_000, conversions=250),
+        arm("gone", clicks=50_000, conversions=10, live=False),  # not live: not judged
+    ]
+    kwargs = dict(budget_minor=1_000_000, min_budget_minor=5_000, draws=400)
+    off = allocate_budget(frame(rows), rng=np.random.default_rng(3), **kwargs)
+    on = allocate_budget(frame(rows), rng=np.random.default_rng(3), cac_ceiling=150.0, **kwargs)
+    pd.testing.assert_frame_equal(off.table, on.table)
+    assert on.held_back_minor == 0
+
+
+def test_a_bad_cac_ceiling_is_refused() -> None:
+    rows = [arm("a", clicks=1_000, conversions=10)]
+    for bad in (0.0, -5.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="cac_ceiling"):
+            allocate_budget(
+                frame(rows),
+                budget_minor=1_000,
+                min_budget_minor=1,
+                rng=np.random.default_rng(0),
+                cac_ceiling=bad,
+            )
+
+
+def test_response_curve_split_gives_a_near_best_arm_more_than_the_minimum() -> None:
+    # Two arms 10% apart on plenty of data: P(best) is nearly all the better arm's; the
+    # response-curve split with returns s ** 0.85 gives the other about 0.9 ** 6.67 = 0.50
+    # of the better arm's weight.
+    rows = [
+        arm("best", clicks=200_000, conversions=2_000),
+        arm("near", clicks=200_000, conversions=1_800),
+    ]
+    common = dict(budget_minor=1_000_000, min_budget_minor=100, draws=2_000)
+    thompson = allocate_budget(
+        frame(rows), rng=np.random.default_rng(1), response_exponent=None, **common
+    )
+    curve = allocate_budget(
+        frame(rows), rng=np.random.default_rng(1), response_exponent=0.85, **common
+    )
+    assert thompson.table["p_alloc"].iloc[1] < 0.01
+    weights = curve.table["p_alloc"].to_numpy()
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx(0.9 ** (1 / 0.15), rel=0.1)
+    with pytest.raises(ValueError, match="response_exponent"):
+        allocate_budget(frame(rows), rng=np.random.default_rng(1), response_exponent=1.0, **common)

@@ -7,6 +7,7 @@ import pytest
 from aelp2_assets.forecast import (
     FORECAST_COLUMNS,
     OVERDISPERSION_SHAPE,
+    RecentCalibration,
     conversion_draws,
     fan_chart_png,
     forecast_cac,
@@ -271,3 +272,37 @@ def test_recent_calibration_needs_days_and_widens_the_band() -> None:
         calibration=fit,
     )
     assert calibrated.std() > 1.2 * plain.std()
+
+
+def test_the_level_wanders_over_the_month() -> None:
+    # Rates, level and drift known exactly, no day-to-day factor, counts large enough for Poisson
+    # noise to vanish: what is left in the 30-day total is the random walk of the level. For
+    # a walk of variance q a day, the log of the month's mean level has variance about
+    # q * (1^2 + ... + 30^2) / 30^2 = 10.5 q: for q = 0.007, a standard deviation near 0.27.
+    posteriors = pd.DataFrame(  # 0.01 and 0.02 conversions per dollar, known exactly
+        {
+            "arm_id": ["a", "b"],
+            "placement": ["all", "all"],
+            "click_shape": [1e9, 1e9],
+            "click_rate": [1e9, 1e9],
+            "conv_shape": [1e7, 2e7],
+            "conv_rate": [1e9, 1e9],
+        }
+    )
+    exact = RecentCalibration(
+        log_level=0.0,
+        slope=0.0,
+        covariance=np.zeros((2, 2)),
+        overdispersion_shape=1e9,
+        days=28,
+    )
+    month = conversion_draws(
+        posteriors,
+        {"a": 500_000.0, "b": 500_000.0},
+        horizon_days=30,
+        draws=4000,
+        rng=np.random.default_rng(5),
+        calibration=exact,
+    ).sum(axis=1)
+    spread = np.log(month).std()
+    assert 0.22 < spread < 0.32

@@ -27,9 +27,10 @@ def budget_allocations(
     meta_ad_entities: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per ad set: the new daily budget in integer minor units, the previous budget,
-    share of DAILY_BUDGET_CAP, lifecycle stage, the probability it was allocated by, and the
-    rule or constraint that set the figure. Every decision is also kept, by decision date, in
-    ``budget_allocation_history`` (for the lifecycle and for off-policy evaluation)."""
+    share of DAILY_BUDGET_CAP, lifecycle stage, the probability it was allocated by, what
+    AELP2_CAC_CEILING held back, and the rule or constraint that set the figure. Every
+    decision is also kept, by decision date, in ``budget_allocation_history`` (for the
+    lifecycle and for off-policy evaluation)."""
     decision = decision_date_of(creative_posteriors)
     history = warehouse.read(HISTORY_TABLE)
     budgets = meta_ad_entities.loc[
@@ -44,6 +45,7 @@ def budget_allocations(
         min_budget_minor=minimum,
         rng=np.random.default_rng(seed),
         draws=settings.monte_carlo_draws,
+        cac_ceiling=settings.cac_ceiling or None,
     )
     table = allocation.table.assign(decision_date=pd.Timestamp(decision), seed=str(seed))
     warehouse.replace(HISTORY_TABLE, table, "decision_date", [pd.Timestamp(decision)])
@@ -53,7 +55,8 @@ def budget_allocations(
     context.log.info(
         f"allocated {to_major_units(allocated, currency):,.2f} {currency} of"
         f" {settings.daily_budget_cap:,.2f} across {int((table['budget_minor'] > 0).sum())}"
-        f" ad sets for {decision}; unallocated {allocation.unallocated_minor} minor; seed {seed}"
+        f" ad sets for {decision}; unallocated {allocation.unallocated_minor} minor, of which"
+        f" {allocation.held_back_minor} held back by AELP2_CAC_CEILING; seed {seed}"
     )
     context.add_output_metadata(
         {
@@ -62,6 +65,7 @@ def budget_allocations(
             "seed": str(seed),
             "allocated": to_major_units(allocated, currency),
             "unallocated": to_major_units(allocation.unallocated_minor, currency),
+            "held_back_by_cac_ceiling": to_major_units(allocation.held_back_minor, currency),
             "funded_ad_sets": int((table["budget_minor"] > 0).sum()),
             "preview": markdown_preview(table.sort_values("budget_minor", ascending=False), 15),
         }

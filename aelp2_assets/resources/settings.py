@@ -50,6 +50,7 @@ ENV_VARS = {
     "AELP2_MAX_REJECTED_ROWS": "max_rejected_rows",
     "AELP2_HISTORY_DAYS": "history_days",
     "AELP2_LIVE_WINDOW_DAYS": "live_window_days",
+    "AELP2_CAC_CEILING": "cac_ceiling",
     "AELP2_DEMO_SEED": "demo_seed",
     "AELP2_DEMO_CREATIVES": "demo_creatives",
     "AELP2_RESTATEMENT_WINDOW_DAYS": "restatement_window_days",
@@ -201,6 +202,11 @@ class Aelp2Settings(dg.ConfigurableResource):
     )
     live_window_days: int = Field(
         3, description="AELP2_LIVE_WINDOW_DAYS: an arm is live when it delivered in these days."
+    )
+    cac_ceiling: float = Field(
+        0.0,
+        description="AELP2_CAC_CEILING: when every live ad set's expected CAC is above it"
+        " (account currency), fund each at the account minimum and hold the rest back; 0: off.",
     )
     demo_seed: int = Field(7, description="AELP2_DEMO_SEED: seed of the demo simulator.")
     demo_creatives: int = Field(
@@ -657,7 +663,7 @@ class Aelp2Settings(dg.ConfigurableResource):
             raise ValueError("must be a number of hours from 0 to 23")
         return value
 
-    @field_validator("pipeline_monthly_cost")
+    @field_validator("pipeline_monthly_cost", "cac_ceiling")
     @classmethod
     def _cost_not_negative(cls, value: float) -> float:
         if not 0 <= value < math.inf:
