@@ -16,7 +16,7 @@ from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.assets.model import decision_seed
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import WarehouseResource
 
 VALIDATED = "validated_meta_metrics"
 
@@ -49,7 +49,7 @@ def model_accuracy(
     config: ReplayWindow,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     """One row: the model replayed on the last ``decision_days`` (14) decision days of stored
     validated history, each judged on the following ``horizon_days`` (7): precision@5/@10,

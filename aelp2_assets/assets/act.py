@@ -42,7 +42,7 @@ from aelp2_assets.resources.meta_budgets import (
     RateLimited,
 )
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import Warehouse, WarehouseResource
 from aelp2_assets.sensors.alerts import hours_elapsed, spend_velocity_today, thresholds_from
 from aelp2_assets.sensors.notify import AlertEvent, AlertNotifier
 
@@ -193,7 +193,7 @@ def _now() -> pd.Timestamp:
 class _Audit:
     """Rows of the audit, appended as they are decided (an interrupted push stays exact)."""
 
-    def __init__(self, warehouse: DuckDBWarehouse, run_id: str, decision: dt.date):
+    def __init__(self, warehouse: Warehouse, run_id: str, decision: dt.date):
         self.warehouse, self.run_id, self.decision = warehouse, run_id, decision
         self.rows: list[dict] = []
         self._held = False
@@ -318,7 +318,7 @@ def pushed_budgets(
     context: dg.AssetExecutionContext,
     config: PushConfig,
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     meta_budgets: BudgetWriter,
     alert_notifier: AlertNotifier,
     budget_allocations: pd.DataFrame,
@@ -619,7 +619,7 @@ def _pause(meta: BudgetWriter, campaign_id: str) -> tuple[str, str | None, str |
 def campaign_pauses(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     meta_budgets: BudgetWriter,
     alert_notifier: AlertNotifier,
     meta_ad_entities: pd.DataFrame,

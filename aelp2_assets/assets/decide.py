@@ -9,7 +9,7 @@ from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.assets.model import decision_date_of, decision_seed
 from aelp2_assets.money import to_major_units
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import WarehouseResource
 
 HISTORY_TABLE = "budget_allocation_history"
 
@@ -22,7 +22,7 @@ HISTORY_TABLE = "budget_allocation_history"
 def budget_allocations(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     creative_posteriors: pd.DataFrame,
     meta_ad_entities: pd.DataFrame,
 ) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import pandas as pd
 from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import WarehouseResource
 from aelp2_assets.tables import RAW_KEY
 
 
@@ -40,7 +40,7 @@ def build_ingest_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDe
     def raw_meta_metrics(
         context: dg.AssetExecutionContext,
         insights_source: InsightsSource,
-        warehouse: DuckDBWarehouse,
+        warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         """One row per account-local day x ad x placement, as the source returned it.
 

@@ -15,7 +15,7 @@ from aelp2_assets.money import to_major_units
 from aelp2_assets.posteriors import fit_posteriors
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import Warehouse, WarehouseResource
 from aelp2_assets.validation import reject_summary, rejected_row_count
 
 # Settings that say where data lives, not how the model decides: they do not change the seed.
@@ -35,7 +35,7 @@ def decision_date_of(frame: pd.DataFrame) -> dt.date:
 
 
 def refuse_rejected_history(
-    warehouse: DuckDBWarehouse, settings: Aelp2Settings, decision: dt.date
+    warehouse: Warehouse, settings: Aelp2Settings, decision: dt.date
 ) -> None:
     """Fail, writing nothing, when the history window holds more rejected rows than tolerated.
 
@@ -81,7 +81,7 @@ def creative_posteriors(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ):
     """One row per arm (ad set; ``placement`` 'all') and, when META_PLACEMENT_TRACKING is on,
     per arm and channel: the posterior over conversions per dollar, expected CAC with its 80%
@@ -159,7 +159,7 @@ def planned_daily_spend(
 def cac_forecasts(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     creative_posteriors: pd.DataFrame,
     meta_ad_entities: pd.DataFrame,
 ) -> pd.DataFrame:

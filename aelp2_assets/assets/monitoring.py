@@ -13,7 +13,7 @@ from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.resources.meta_api import AD_STATES, MetaApiSource
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import WarehouseResource
 
 HOURLY_TABLE = "meta_hourly_insights"
 FIGURES_TABLE = "monitoring_figures"
@@ -164,7 +164,7 @@ def meta_hourly_insights(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """One row per account-local hour x ad of today so far (Meta's
     ``hourly_stats_aggregated_by_advertiser_time_zone`` breakdown): spend, impressions,
@@ -193,7 +193,7 @@ def meta_hourly_insights(
     owners=["team:ads-ops"],
 )
 def monitoring_figures(
-    context: dg.AssetExecutionContext, settings: Aelp2Settings, warehouse: DuckDBWarehouse
+    context: dg.AssetExecutionContext, settings: Aelp2Settings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """One row per account-local day x hour (the table Grafana reads): spend and cumulative
     spend against the daily cap's pace, spend velocity, clicks, conversions, CTR and

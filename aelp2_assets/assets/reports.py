@@ -13,7 +13,7 @@ from aelp2_assets import reports
 from aelp2_assets.assets.metadata import markdown_preview, png_markdown
 from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import Warehouse, WarehouseResource
 
 VALIDATED = "validated_meta_metrics"
 # The backtest table the cost-and-return report reads, when the model-accuracy asset has
@@ -45,7 +45,7 @@ class LaunchWindow(dg.Config):
 
 
 def _history(
-    settings: Aelp2Settings, source: InsightsSource, warehouse: DuckDBWarehouse, days: int
+    settings: Aelp2Settings, source: InsightsSource, warehouse: Warehouse, days: int
 ) -> tuple[dt.date, pd.DataFrame]:
     end = source.decision_date(settings.account_today())
     return end, warehouse.read(VALIDATED, "date", end - dt.timedelta(days=days - 1), end)
@@ -70,7 +70,7 @@ def creative_rankings(
     config: ReportWindow,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     """One row per ad with spend over the last ``days`` (30) of validated insights ending on
     the decision date, best CAC first: spend, conversions, CAC, share of spend and of
@@ -99,7 +99,7 @@ def launch_trajectories(
     config: LaunchWindow,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     """One row per launch (campaign by default) found in the last ``days`` (90): its launch
     date, days observed, spend, revenue (purchase values, ``conversion_value``), ROAS to date,
@@ -149,7 +149,7 @@ def performance_drivers(
     config: ReportWindow,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     """One row per factor (creative, placement, timing, residual): the share of the
     spend-weighted variance of conversions per dollar by day x ad x placement over the last
@@ -182,7 +182,7 @@ def performance_drivers(
     return shares
 
 
-def backtest_cacs(warehouse: DuckDBWarehouse) -> tuple[float | None, float | None, str]:
+def backtest_cacs(warehouse: Warehouse) -> tuple[float | None, float | None, str]:
     """The model's and the baseline's CAC from the latest row of the model-accuracy backtest,
     or Nones and why not."""
     if ACCURACY_TABLE not in warehouse.table_names():
@@ -200,7 +200,7 @@ def cost_and_return(
     context: dg.AssetExecutionContext,
     settings: Aelp2Settings,
     insights_source: InsightsSource,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
 ) -> pd.DataFrame:
     """One row: the pipeline's monthly cost (``AELP2_PIPELINE_MONTHLY_COST``) and its share of
     the last 30 days' spend, against the monthly saving of the CAC the model-accuracy backtest

@@ -7,7 +7,7 @@ import pandera.pandas as pa
 from aelp2_assets.assets.ingest import partition_days
 from aelp2_assets.assets.metadata import markdown_preview
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import WarehouseResource
 from aelp2_assets.validation import (
     ValidatedMetrics,
     clicks_above_impressions,
@@ -64,7 +64,7 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         owners=["team:ads-ops"],
     )
     def validated_meta_metrics(
-        context: dg.AssetExecutionContext, settings: Aelp2Settings, warehouse: DuckDBWarehouse
+        context: dg.AssetExecutionContext, settings: Aelp2Settings, warehouse: WarehouseResource
     ):
         """One typed row per account-local day x ad x placement, from ``raw_meta_metrics``.
 

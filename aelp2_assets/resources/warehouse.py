@@ -9,6 +9,7 @@ group in one transaction, so a failure leaves no partial table.
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import dagster as dg
 import duckdb
@@ -19,6 +20,33 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
 from aelp2_assets.tables import TEXT
+
+
+class Warehouse(Protocol):
+    """The table verbs the assets and sensors use, whichever warehouse holds the tables:
+    ``DuckDBWarehouse`` (embedded, the default) or ``BigQueryWarehouse`` (production)."""
+
+    def merge(self, table: str, frame: pd.DataFrame, key: Sequence[str]) -> None: ...
+
+    def replace(self, table: str, frame: pd.DataFrame, column: str, values: Sequence) -> None: ...
+
+    def append(self, table: str, frame: pd.DataFrame) -> None: ...
+
+    def table_names(self) -> list[str]: ...
+
+    def read(
+        self,
+        table: str,
+        column: str | None = None,
+        start: dt.date | str | None = None,
+        end: dt.date | str | None = None,
+        compact_text: bool = False,
+    ) -> pd.DataFrame: ...
+
+
+WarehouseResource = dg.ResourceParam[Warehouse]
+"""How an asset or sensor asks for the ``warehouse`` resource (a protocol is not a resource
+class, so Dagster is told it is one)."""
 
 
 def storable(frame: pd.DataFrame) -> pd.DataFrame:

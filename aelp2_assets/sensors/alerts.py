@@ -20,7 +20,7 @@ import pandas as pd
 from aelp2_assets import alert_rules
 from aelp2_assets.alert_rules import AlertThresholds, Finding
 from aelp2_assets.resources.settings import Aelp2Settings
-from aelp2_assets.resources.warehouse import DuckDBWarehouse
+from aelp2_assets.resources.warehouse import Warehouse, WarehouseResource
 from aelp2_assets.sensors.notify import AlertEvent, AlertNotifier
 
 ALERT_HISTORY = "alert_history"
@@ -112,7 +112,7 @@ def step_outcomes(instance: dg.DagsterInstance, since: dt.datetime) -> tuple[int
 
 
 def record_events(
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     notifier: AlertNotifier,
     log: dg.DagsterLogManager,
     fire: list[Finding],
@@ -168,7 +168,7 @@ def record_events(
 
 def run_data_alerts(
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: Warehouse,
     notifier: AlertNotifier,
     instance: dg.DagsterInstance,
     log: dg.DagsterLogManager,
@@ -195,7 +195,7 @@ def run_data_alerts(
     return record_events(warehouse, notifier, log, fire, [already_open[key] for key in clear], now)
 
 
-def pause_run_requests(settings: Aelp2Settings, warehouse: DuckDBWarehouse) -> list[dg.RunRequest]:
+def pause_run_requests(settings: Aelp2Settings, warehouse: Warehouse) -> list[dg.RunRequest]:
     """With ``AELP2_PAUSE_RUNAWAY_CAMPAIGNS`` on, a run of ``campaign_pauses`` for each open
     spend velocity alert (after this tick's reconcile, at most today's). Its run key is the
     alert's key, so Dagster launches one run per condition and day however many ticks see it."""
@@ -219,7 +219,7 @@ def pause_run_requests(settings: Aelp2Settings, warehouse: DuckDBWarehouse) -> l
 def data_alerts_sensor(
     context: dg.SensorEvaluationContext,
     settings: Aelp2Settings,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     alert_notifier: AlertNotifier,
 ) -> dg.SensorResult | dg.SkipReason:
     """Evaluates the data rules every 5 minutes; launches the pause of runaway campaigns only
@@ -240,7 +240,7 @@ def data_alerts_sensor(
 )
 def run_failure_alert_sensor(
     context: dg.RunFailureSensorContext,
-    warehouse: DuckDBWarehouse,
+    warehouse: WarehouseResource,
     alert_notifier: AlertNotifier,
 ) -> None:
     """One engineering alert per failed run, recorded in the alert history."""
