@@ -17,10 +17,12 @@ in Python built 1.8 million dicts for a large export; benchmarks/scale.py).
 import csv
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from aelp2_assets.tables import INSIGHT_FIELDS, PLACEMENT_KEY, TEXT, insight_text_frame
 
@@ -99,23 +101,50 @@ def read_insights_table(
     file DuckDB cannot read is re-read line by line to name the line at fault. Raises
     ValueError like ``read_insights_file``.
     """
+    table = query_insights(path, _ALL_FIELDS, purchase_action_type=purchase_action_type)
+    return table.to_pandas(types_mapper=lambda _: TEXT)  # every column is VARCHAR
+
+
+_ALL_FIELDS = f"SELECT {', '.join(INSIGHT_FIELDS)} FROM insights"
+# JSON lines as text columns, numbered in file order (blank lines are not rows)
+_JSON_LINES = (
+    "SELECT * RENAME (ordinality AS data_row)"
+    " FROM read_json($path, format := 'newline_delimited', columns := $columns) WITH ORDINALITY"
+)
+
+
+def query_insights(
+    path: str | Path,
+    sql: str,
+    parameters: Sequence[object] = (),
+    purchase_action_type: str = "offsite_conversion.fb_pixel_purchase",
+) -> pa.Table:
+    """``sql`` run by DuckDB over the rows in ``path`` as the table ``insights``: columns
+    ``INSIGHT_FIELDS`` as text (``read_insights_table``'s values) and ``data_row``, the row's
+    1-based position among the file's data rows; ``parameters`` are bound to its ``?``.
+
+    DuckDB scans a JSON lines file for each query and keeps nothing, so an aggregate over a
+    large export costs a pass over the file, not the file's text in memory. Raises ValueError
+    like ``read_insights_table``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return insight_text_frame(_read_ads_manager_csv(path, purchase_action_type))
-    if suffix not in (".jsonl", ".json"):
+    if suffix not in (".jsonl", ".json", ".csv"):
         raise ValueError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json or .csv)")
     with duckdb.connect() as connection:
+        if suffix == ".csv":
+            rows = insight_text_frame(_read_ads_manager_csv(path, purchase_action_type))
+            connection.register("insights", rows.assign(data_row=range(1, len(rows) + 1)))
+            return connection.sql(sql, params=parameters).to_arrow_table()
+        columns = dict.fromkeys(INSIGHT_FIELDS, "VARCHAR")
+        connection.sql(_JSON_LINES, params={"path": str(path), "columns": columns}).create_view(
+            "insights"
+        )
         try:
-            table = connection.read_json(
-                str(path),
-                format="newline_delimited",
-                columns=dict.fromkeys(INSIGHT_FIELDS, "VARCHAR"),
-            ).to_arrow_table()
+            return connection.sql(sql, params=parameters).to_arrow_table()
         except duckdb.Error as error:
             _read_json_lines(path)  # raises naming the line, when Python finds it too
             raise ValueError(f"{path}: not readable as JSON lines: {error}") from None
-    return table.to_pandas(types_mapper=lambda _: TEXT)  # every column is VARCHAR
 
 
 def _read_json_lines(path: Path) -> list[dict]:

@@ -14,7 +14,7 @@ No Dagster import: the assets and checks wrap these functions.
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
@@ -62,6 +62,7 @@ _COUNT_COLUMNS = ("impressions", "clicks", "conversions")
 _FIELD_ORDER = {name: i for i, name in enumerate((*tables.INSIGHT_FIELDS, "key"))}
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 RECONCILE_RELATIVE_TOLERANCE = 1e-6
+_RECONCILED = ("spend", "impressions", "clicks")
 
 
 @dataclass(frozen=True)
@@ -386,12 +387,14 @@ def _parse(work: pd.DataFrame, action_type: str) -> tuple[pd.DataFrame, list[_Pr
             continue  # pandera repeats a failed coercion as a dtype case: one problem a cell
         seen.add((position, column))
         value = _missing_as_none(work.at[position, column])
-        if check == "coerce_dtype" or (check == "not_nullable" and value is not None):
-            reason = f"{_subject(column, action_type)} {value!r} is not a number"
-        elif check == "not_nullable":
-            reason = f"{_subject(column, action_type)} is missing"
-        else:
+        if check not in ("coerce_dtype", "not_nullable"):
             raise RuntimeError(f"unexpected parse failure {case.check!r} on {column}")
+        # pandera may report a missing cell as a failed coercion too: it is missing either way
+        reason = (
+            f"{_subject(column, action_type)} is missing"
+            if value is None
+            else f"{_subject(column, action_type)} {value!r} is not a number"
+        )
         problems.append(_Problem(position, _DERIVED_FIELD.get(column, column), value, reason))
         blanked.at[position, column] = None
     return _PARSE_LENIENT.validate(blanked), problems
@@ -533,7 +536,7 @@ def unreconciled_totals(
     total differs when it is off by more than ``RECONCILE_RELATIVE_TOLERANCE`` of the larger.
     Returns one row per date and metric that differs: date, metric, valid_total, raw_total.
     """
-    metrics = ["spend", "impressions", "clicks"]
+    metrics = list(_RECONCILED)
     frame = raw.reset_index(drop=True)
     text = _as_text(frame.loc[:, list(tables.INSIGHT_FIELDS)])
     rejected = pd.MultiIndex.from_arrays(
@@ -573,6 +576,56 @@ def unreconciled_totals(
             for day in dates[differs.to_numpy()]
         ]
     return pd.DataFrame(rows, columns=["date", "metric", "valid_total", "raw_total"])
+
+
+# --- a long range, a few days at a time ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeValidation:
+    """``validate_insights`` and ``unreconciled_totals`` of raw rows validated in parts."""
+
+    result: ValidationResult
+    unreconciled: pd.DataFrame  # unreconciled_totals' rows
+    raw_rows: int
+
+
+def validate_in_parts(
+    parts: Iterable[pd.DataFrame], conversion_action_type: str
+) -> RangeValidation:
+    """Validate raw rows part by part, holding one part's raw text at a time.
+
+    The parts must share no day: every rule, every identical copy and every key conflict is
+    within one day, and so is every total that ``unreconciled_totals`` compares. The valid rows
+    and rejects are then those of one pass over the parts concatenated (rows in the parts'
+    order), and the totals that differ come in the same order (metric, then date).
+    """
+    valid, rejects, unreconciled, duplicates, raw_rows = [], [], [], 0, 0
+    for raw in parts:
+        result = validate_insights(raw, conversion_action_type)
+        valid.append(result.valid)
+        rejects.append(result.rejects)
+        unreconciled.append(unreconciled_totals(result.valid, raw, result.rejects))
+        duplicates += result.duplicates_dropped
+        raw_rows += len(raw)
+    metric_order = {metric: i for i, metric in enumerate(_RECONCILED)}
+    return RangeValidation(
+        result=ValidationResult(
+            valid=_stacked(valid), rejects=_stacked(rejects), duplicates_dropped=duplicates
+        ),
+        unreconciled=_stacked(unreconciled)
+        .sort_values(
+            ["metric", "date"], key=lambda c: c.map(metric_order) if c.name == "metric" else c
+        )
+        .reset_index(drop=True),
+        raw_rows=raw_rows,
+    )
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one after the other, renumbered; empty ones only count when all are, so
+    their column types do not decide the result's."""
+    return pd.concat([frame for frame in frames if len(frame)] or frames[:1], ignore_index=True)
 
 
 # --- reporting -------------------------------------------------------------------------------

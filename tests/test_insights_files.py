@@ -8,6 +8,7 @@ import pytest
 
 from aelp2_assets.insights_files import (
     ADS_MANAGER_COLUMNS,
+    query_insights,
     read_insights_file,
     read_insights_table,
 )
@@ -109,6 +110,22 @@ def test_the_columnar_reader_names_the_line_at_fault(
 
     with pytest.raises(ValueError, match=message):
         read_insights_table(path)
+
+
+def test_a_query_sees_the_data_rows_numbered_in_file_order(tmp_path: Path) -> None:
+    lines = [json.dumps({**ROW, "ad_id": ad}) for ad in ("7", "5", "6")]
+    jsonl = _write_lines(tmp_path / "rows.jsonl", [lines[0], "", lines[1], "  ", lines[2]])
+    csv = _write_lines(
+        tmp_path / "export.csv",
+        ["Day,Ad ID,Amount spent (USD)", "2025-03-04,7,1", "", "2025-03-04,5,1", "2025-03-05,6,1"],
+    )
+    sql = "SELECT data_row, ad_id FROM insights WHERE ad_id <> ? ORDER BY ad_id"
+
+    for path in (jsonl, csv):
+        assert query_insights(path, sql, ["6"]).to_pylist() == [
+            {"data_row": 2, "ad_id": "5"},
+            {"data_row": 1, "ad_id": "7"},
+        ]
 
 
 def test_a_csv_loads_as_the_text_of_its_mapped_rows(tmp_path: Path) -> None:

@@ -103,3 +103,58 @@ def test_file_rows_come_as_text_columns_for_the_raw_table_and_as_insights_rows(t
     assert table.index.tolist() == [0]  # numbered from the pull's first row
     # the same row as a source's Insights row: text values, actions a list, absent keys left out
     assert row == {**_row("2024-03-02", "2"), "spend": "4.5", "actions": actions}
+
+
+@pytest.mark.parametrize("verb", ["decision_date", "fetch_entities"])
+def test_every_file_verb_refuses_a_row_without_an_iso_date_naming_the_first(tmp_path, verb):
+    source = _file(
+        tmp_path,
+        [
+            _row("2024-03-01", "1"),
+            {**_row("2024-03-01", "2"), "date_start": "3/2/2024"},
+            {**_row("2024-03-01", "3"), "date_start": "2024-13-01"},
+        ],
+    )
+    with pytest.raises(ValueError, match=r"data row 2: date_start '3/2/2024' is not an ISO"):
+        getattr(source, verb)(dt.date(2024, 3, 1))
+
+
+def test_file_entities_come_in_first_appearance_order_with_their_first_names(tmp_path):
+    def named(day: str, ad: str, adset: str, name: str) -> dict:
+        return {**_row(day, ad, adset), "ad_name": name, "adset_name": f"set {adset} {name}"}
+
+    source = _file(
+        tmp_path,
+        [
+            named("2024-03-02", "7", "21", "first"),
+            named("2024-03-01", "5", "20", "first"),
+            named("2024-03-02", "7", "21", "renamed"),
+            {**_row("2024-03-01", "9"), "ad_id": None},  # no ad: names its ad set only
+            named("2024-03-03", "8", "22", "too late"),
+        ],
+    )
+
+    entities = source.fetch_entities(dt.date(2024, 3, 2))
+
+    assert entities[["level", "object_id", "name"]].values.tolist() == [
+        ["campaign", "10", None],
+        ["adset", "21", "set 21 first"],
+        ["adset", "20", "set 20 first"],
+        ["ad", "7", "first"],
+        ["ad", "5", "first"],
+    ]
+
+
+def test_a_file_changed_on_disk_is_read_again(tmp_path):
+    source = _file(tmp_path, [_row("2024-03-01", "1")])
+    assert source.decision_date(dt.date(2030, 1, 1)) == dt.date(2024, 3, 1)
+
+    _file(tmp_path, [_row("2024-03-01", "1"), _row("2024-03-05", "2")])
+
+    assert source.decision_date(dt.date(2030, 1, 1)) == dt.date(2024, 3, 5)
+    assert len(source.fetch_insight_table(dt.date(2024, 3, 1), dt.date(2024, 3, 5))) == 2
+
+
+def test_an_empty_file_has_no_decision_date(tmp_path):
+    with pytest.raises(ValueError, match="holds no rows"):
+        _file(tmp_path, []).decision_date(dt.date(2030, 1, 1))

@@ -1,5 +1,8 @@
 """Validate: typed, de-duplicated insights, with blocking checks on everything money uses."""
 
+import datetime as dt
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
@@ -15,11 +18,13 @@ from aelp2_assets.validation import (
     negative_spend,
     reject_summary,
     rejected_row_count,
-    unreconciled_totals,
-    validate_insights,
+    validate_in_parts,
 )
 
 REJECTS_TABLE = "validated_meta_metrics_rejects"
+# Raw days validated at a time: every rule is within one day, and a week of a large account's
+# raw rows is a fraction of the memory of 90 days' (benchmarks/scale.py).
+DAYS_AT_A_TIME = 7
 
 _CHECKS = {
     "no_rejected_rows": "Every raw row passed validation (or the rejects are within tolerance).",
@@ -74,17 +79,21 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         blocking check ``no_rejected_rows``, which names the row, field and value.
         """
         start, end = partition_days(context)
-        raw = warehouse.read(
-            "raw_meta_metrics", "date_start", start.isoformat(), end.isoformat(), compact_text=True
+        checked = validate_in_parts(
+            (
+                warehouse.read("raw_meta_metrics", "date_start", first, last, compact_text=True)
+                for first, last in _day_ranges(start, end)
+            ),
+            settings.conversion_action_type,
         )
-        result = validate_insights(raw, settings.conversion_action_type)
+        result = checked.result
         # raw rows were read by their ISO date_start, so every reject's date parses
         rejects = result.rejects.assign(date=pd.to_datetime(result.rejects["date"]))
         warehouse.replace(REJECTS_TABLE, rejects, "date", list(pd.date_range(start, end)))
 
         rejected = rejected_row_count(result.rejects)
         context.log.info(
-            f"{start}..{end}: {len(raw)} raw rows -> {len(result.valid)} valid,"
+            f"{start}..{end}: {checked.raw_rows} raw rows -> {len(result.valid)} valid,"
             f" {rejected} rejected into {REJECTS_TABLE}"
         )
         yield dg.Output(
@@ -113,11 +122,18 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         yield _rows_check("unique_keys", duplicate_keys(result.valid))
         yield _rows_check("spend_not_negative", negative_spend(result.valid))
         yield _rows_check("clicks_within_impressions", clicks_above_impressions(result.valid))
-        yield _rows_check(
-            "totals_reconcile", unreconciled_totals(result.valid, raw, result.rejects)
-        )
+        yield _rows_check("totals_reconcile", checked.unreconciled)
 
     return [validated_meta_metrics]
+
+
+def _day_ranges(start: dt.date, end: dt.date) -> Iterator[tuple[str, str]]:
+    """``start..end`` as ranges of at most ``DAYS_AT_A_TIME`` days: first and last day, ISO."""
+    first = start
+    while first <= end:
+        last = min(first + dt.timedelta(days=DAYS_AT_A_TIME - 1), end)
+        yield first.isoformat(), last.isoformat()
+        first = last + dt.timedelta(days=1)
 
 
 def _first_problem(rejects: pd.DataFrame) -> str:

@@ -19,13 +19,13 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 
-from aelp2_assets.insights_files import read_insights_table
+from aelp2_assets.insights_files import query_insights
 from aelp2_assets.simulator import SimulatedHistory, simulate_history
-from aelp2_assets.tables import OBJECT_COLUMNS, insight_text_frame
+from aelp2_assets.tables import INSIGHT_FIELDS, OBJECT_COLUMNS, TEXT, insight_text_frame
 
 # meta_ad_entities: the objects with the account's facts on every row.
 ENTITY_COLUMNS = (*OBJECT_COLUMNS, "account_currency", "account_timezone", "min_daily_budget")
@@ -59,24 +59,34 @@ def _demo_history(
 
 
 @lru_cache(maxsize=1)
-def _file_table(path: str, purchase_action_type: str, stamp: tuple[int, int]) -> pd.DataFrame:
-    """The file's rows as raw text columns, read once per version of the file (``stamp``:
-    mtime and size): a run asks for them several times (the decision date, the insights, the
-    entities)."""
-    table = read_insights_table(path, purchase_action_type)
-    dates = table["date_start"]
+def _file_last_day(path: str, purchase_action_type: str, stamp: tuple[int, int]) -> str | None:
+    """The file's last day (None when it holds no rows), found once per version of the file
+    (``stamp``: mtime and size): a run asks for it several times, and every verb of the file
+    source first refuses a file with a row that cannot be placed in a partition.
+
+    Only the distinct dates come back from DuckDB (a few hundred for millions of rows), each
+    with the first data row that holds it, so a date that is not ISO is named by its row.
+    """
+    days = query_insights(
+        path,
+        "SELECT date_start, min(data_row) AS first_row FROM insights"
+        " GROUP BY date_start ORDER BY first_row",
+        purchase_action_type=purchase_action_type,
+    ).to_pandas()
+    dates = days["date_start"]
     iso = (
         dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}", na=False)
         & pd.to_datetime(dates, format="%Y-%m-%d", errors="coerce").notna()
-    )
+    ).astype(bool)
     if not iso.all():
-        number = int(np.flatnonzero(~iso.to_numpy(dtype=bool))[0])
-        value = dates.iloc[number]
+        first = days.loc[~iso].iloc[0]
+        value = first["date_start"]
         raise ValueError(
-            f"{path}: data row {number + 1}: date_start {None if pd.isna(value) else value!r} is"
-            " not an ISO date (YYYY-MM-DD); nothing was written"
+            f"{path}: data row {first['first_row']}: date_start"
+            f" {None if pd.isna(value) else value!r} is not an ISO date (YYYY-MM-DD);"
+            " nothing was written"
         )
-    return table
+    return dates.max() if len(dates) else None
 
 
 class InsightsSource(dg.ConfigurableResource):
@@ -151,22 +161,30 @@ class FileSource(InsightsSource):
     timezone: str = Field(description="Account time zone (AELP2_ACCOUNT_TIMEZONE).")
     min_daily_budget: int = Field(100, description="Account minimum daily budget, minor units.")
 
-    def _table(self) -> pd.DataFrame:
-        """The file's rows; each must carry an ISO ``date_start``, the key of its partition.
+    def _last_day(self) -> str | None:
+        """The file's last day; each row must carry an ISO ``date_start``, the key of its
+        partition.
 
         Every other field is checked by validation, which names the row; a row that cannot be
         placed in a partition is refused here, naming it, before anything is written.
         """
         status = Path(self.path).stat()
-        return _file_table(
+        return _file_last_day(
             self.path, self.purchase_action_type, (status.st_mtime_ns, status.st_size)
         )
 
+    def _query(self, sql: str, parameters: list[str]) -> pd.DataFrame:
+        """``sql`` over the file's rows (``insights_files.query_insights``), text as ``TEXT``."""
+        self._last_day()
+        table = query_insights(self.path, sql, parameters, self.purchase_action_type)
+        return table.to_pandas(types_mapper={pa.string(): TEXT}.get)
+
     def fetch_insight_table(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """The file's rows dated ``start..end``, in file order, as raw text columns."""
-        table = self._table()
-        inside = table["date_start"].between(start.isoformat(), end.isoformat())
-        return table if inside.all() else table.loc[inside].reset_index(drop=True)
+        return self._query(
+            f"SELECT {', '.join(INSIGHT_FIELDS)} FROM insights WHERE date_start BETWEEN ? AND ?",
+            [start.isoformat(), end.isoformat()],
+        )
 
     def fetch_insights(self, start: dt.date, end: dt.date) -> list[dict]:
         """The file's rows dated ``start..end`` as Insights rows: values as text, lists of
@@ -182,10 +200,14 @@ class FileSource(InsightsSource):
     def fetch_entities(self, as_of: dt.date) -> pd.DataFrame:
         """Campaigns, ad sets and ads named in the file's rows up to ``as_of``; an export holds
         neither budgets nor delivery status, so both are left empty."""
-        names = ("campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name")
-        table = self._table()
-        # distinct rows first, in Arrow: a few thousand objects where the file has millions of rows
-        rows = table.loc[table["date_start"] <= as_of.isoformat(), list(names)].drop_duplicates()
+        names = "campaign_id, campaign_name, adset_id, adset_name, ad_id, ad_name"
+        # the distinct rows in DuckDB, in the order they first appear: a few thousand where the
+        # file has millions
+        rows = self._query(
+            f"SELECT {names} FROM insights WHERE date_start <= ?"
+            " GROUP BY ALL ORDER BY min(data_row)",
+            [as_of.isoformat()],
+        )
         rows = rows.astype(object).where(rows.notna(), None)
         levels = (
             ("campaign", "campaign_id", "campaign_name", ["campaign_id"]),
@@ -206,7 +228,7 @@ class FileSource(InsightsSource):
 
     def decision_date(self, today: dt.date) -> dt.date:
         """The last day in the file."""
-        dates = self._table()["date_start"]
-        if dates.empty:
+        last = self._last_day()
+        if last is None:
             raise ValueError(f"{self.path} holds no rows")
-        return dt.date.fromisoformat(dates.max())
+        return dt.date.fromisoformat(last)
