@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from aelp2_assets.posteriors import (
+    COST_HALF_LIFE_DAYS,
     arm_parameters,
     expected_conversions_per_dollar,
     sample_conversions_per_dollar,
@@ -155,6 +156,7 @@ class AllocatorSettings:
     draws: int = 1000
     live_window_days: int = 3
     half_life_days: float = 14.0
+    cost_half_life_days: float = COST_HALF_LIFE_DAYS
     rules: LifecycleRules = field(default_factory=LifecycleRules)
     cac_ceiling: float | None = None
     response_exponent: float | None = RESPONSE_EXPONENT  # None: shares by P(best)
@@ -194,6 +196,7 @@ def allocate_from_history(
         alpha_init=settings.alpha_init,
         beta_init=settings.beta_init,
         half_life_days=settings.half_life_days,
+        cost_half_life_days=settings.cost_half_life_days,
         live_window_days=settings.live_window_days,
         new_arms=new_arms,
         pooling=settings.pooling,

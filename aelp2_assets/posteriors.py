@@ -19,11 +19,17 @@ so the quantity modelled is conversions per dollar, cost included:
   conversions that exceed clicks, which real exports contain.
 
 Old days count less: each day's spend, clicks and conversions are weighted by
-``0.5 ** (age / half_life_days)`` before they enter the posterior. Creatives fatigue and
-auctions drift, so a fortnight-old day says half as much about tomorrow as yesterday does; the
-weighting also keeps a long-running arm's posterior from becoming so narrow that Thompson
-sampling stops noticing its decline. The reported ``spend``, ``clicks`` and ``conversions``
-are the unweighted totals of the history given.
+``0.5 ** (age / half_life_days)`` before they enter the posterior of ``r``, and by
+``0.5 ** (age / cost_half_life_days)`` before they enter the posterior of ``c``. Creatives
+fatigue and auctions drift, so a fortnight-old day says half as much about tomorrow as
+yesterday does; the weighting also keeps a long-running arm's posterior from becoming so
+narrow that Thompson sampling stops noticing its decline. The reported ``spend``, ``clicks``
+and ``conversions`` are the unweighted totals of the history given.
+
+Cost is forgotten faster than conversion rate (3 days against 14 by default): an ad set buys
+thousands of clicks a day, so three days pin its clicks per dollar down, while conversions are
+tens a day and need a fortnight. A price change (an auction turning, a creative wearing out)
+then reaches the posterior within days instead of weeks.
 
 Known shortcoming: the conversion rate is not pooled between arms, so with the default
 ``Beta(1, 1)`` prior (mean 50%) a new arm looks very promising until it has a few hundred
@@ -45,6 +51,9 @@ from aelp2_assets.placements import CHANNELS, PLACEMENT_PROFILES
 
 # Pseudo-clicks of the prior on clicks per dollar (see the module docstring).
 CLICK_PRIOR_CLICKS = 5.0
+
+# Half-life in days of the data on clicks per dollar (see the module docstring).
+COST_HALF_LIFE_DAYS = 3.0
 
 # Clicks per dollar assumed when the account has no spend or no clicks at all yet: the mean of
 # the measured placement profiles (CTR x 1,000 / CPM), about 0.9 clicks per dollar.
@@ -85,6 +94,7 @@ def fit_posteriors(
     beta_init: float,
     placement_tracking: bool,
     half_life_days: float = 14.0,
+    cost_half_life_days: float = COST_HALF_LIFE_DAYS,
     live_window_days: int = 3,
     rng: np.random.Generator,
     draws: int = 4000,
@@ -115,7 +125,8 @@ def fit_posteriors(
       nothing in the window (equal shares when it never spent).
     """
     _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, draws)
-    frame = _checked_frame(history, decision_date, half_life_days)
+    _check_half_life("cost_half_life_days", cost_half_life_days)
+    frame = _checked_frame(history, decision_date, half_life_days, cost_half_life_days)
     if frame.empty:
         return _empty_table()
 
@@ -150,6 +161,7 @@ def arm_parameters(
     alpha_init: float,
     beta_init: float,
     half_life_days: float = 14.0,
+    cost_half_life_days: float = COST_HALF_LIFE_DAYS,
     live_window_days: int = 3,
     new_arms: Sequence[str] = (),
     pooling: bool = False,
@@ -164,7 +176,8 @@ def arm_parameters(
     alone, live, aged 0 (it launches on the decision date).
     """
     _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, 1)
-    frame = _checked_frame(history, decision_date, half_life_days, fatigue)
+    _check_half_life("cost_half_life_days", cost_half_life_days)
+    frame = _checked_frame(history, decision_date, half_life_days, cost_half_life_days, fatigue)
     columns = [c for c in POSTERIOR_COLUMNS if c not in ("cac_p10", "cac_p50", "cac_p90", "p_best")]
     known = set(frame["arm_id"])
     fresh = [arm for arm in dict.fromkeys(new_arms) if arm not in known]
@@ -178,6 +191,7 @@ def arm_parameters(
                 "age": 0,
                 **{c: 0.0 for c in ("spend", "clicks", "conversions", "impressions")},
                 **{f"w_{c}": 0.0 for c in ("spend", "clicks", "conversions")},
+                **{f"cost_{c}": 0.0 for c in ("spend", "clicks")},
             }
         )
         frame = pd.concat([frame, zeros], ignore_index=True) if len(frame) else zeros
@@ -195,13 +209,17 @@ def arm_parameters(
 
 
 def _checked_frame(
-    history: pd.DataFrame, decision_date: dt.date, half_life_days: float, fatigue: bool = False
+    history: pd.DataFrame,
+    decision_date: dt.date,
+    half_life_days: float,
+    cost_half_life_days: float,
+    fatigue: bool = False,
 ) -> pd.DataFrame:
     """The prepared rows of ``history``, after checking it has the columns the model reads."""
     missing = [column for column in _NEEDED if column not in history.columns]
     if missing:
         raise ValueError(f"history lacks the columns {missing}")
-    return _prepared(history, decision_date, half_life_days, fatigue)
+    return _prepared(history, decision_date, half_life_days, cost_half_life_days, fatigue)
 
 
 def _arm_rows(
@@ -260,8 +278,7 @@ def _check_arguments(
 ) -> None:
     if not (alpha_init > 0 and beta_init > 0):
         raise ValueError(f"alpha_init and beta_init must be > 0, got {alpha_init}, {beta_init}")
-    if not half_life_days > 0:
-        raise ValueError(f"half_life_days must be > 0 (math.inf: no decay), got {half_life_days}")
+    _check_half_life("half_life_days", half_life_days)
     # A window of 0 days would make every arm 'not live' and starve the allocator.
     if live_window_days < 1:
         raise ValueError(f"live_window_days must be at least 1, got {live_window_days}")
@@ -269,15 +286,28 @@ def _check_arguments(
         raise ValueError(f"draws must be at least 1, got {draws}")
 
 
+def _check_half_life(name: str, days: float) -> None:
+    if not days > 0:
+        raise ValueError(f"{name} must be > 0 (math.inf: no decay), got {days}")
+
+
+def _decay(age: np.ndarray, half_life: float) -> np.ndarray:
+    return np.ones(len(age)) if math.isinf(half_life) else 0.5 ** (age / half_life)
+
+
 def _prepared(
-    history: pd.DataFrame, decision_date: dt.date, half_life: float, fatigue: bool = False
+    history: pd.DataFrame,
+    decision_date: dt.date,
+    half_life: float,
+    cost_half_life: float,
+    fatigue: bool = False,
 ) -> pd.DataFrame:
-    """The columns the model reads, typed, with each row's age and decay weight, and (with
+    """The columns the model reads, typed, with each row's age and its decay-weighted volumes
+    (``w_``: for conversions per click; ``cost_``: for clicks per dollar), and (with
     ``fatigue``) its spend restated at the arm's current wear (``_wear_exposure``)."""
     dates = pd.to_datetime(history["date"]).dt.normalize()
     age = (pd.Timestamp(decision_date) - dates).dt.days.to_numpy()
     keep = age >= 0
-    weight = np.ones(len(age)) if math.isinf(half_life) else 0.5 ** (age / half_life)
 
     frame = pd.DataFrame(
         {
@@ -295,11 +325,16 @@ def _prepared(
             ),
         }
     )[keep]
-    weight = weight[keep]
+    weight = _decay(age[keep], half_life)
+    cost_weight = _decay(age[keep], cost_half_life)
     for column in ("spend", "clicks", "conversions"):
         frame[f"w_{column}"] = frame[column].to_numpy() * weight
+    for column in ("spend", "clicks"):
+        frame[f"cost_{column}"] = frame[column].to_numpy() * cost_weight
     if fatigue and len(frame):
-        frame["w_spend"] *= _wear_exposure(frame)
+        wear = _wear_exposure(frame)
+        frame["w_spend"] *= wear
+        frame["cost_spend"] *= wear
     return frame
 
 
@@ -363,6 +398,8 @@ def _aggregate(
             w_spend=("w_spend", "sum"),
             w_clicks=("w_clicks", "sum"),
             w_conversions=("w_conversions", "sum"),
+            cost_spend=("cost_spend", "sum"),
+            cost_clicks=("cost_clicks", "sum"),
             recent_spend=("recent_spend", "sum"),
             first=("delivery_date", "min"),
             last=("delivery_date", "max"),
@@ -403,8 +440,8 @@ def _attach_parameters(
     its group (``groups``: one label per row; None: all rows one group); without it, the
     ``Beta(alpha_init, beta_init)`` moment match alone.
     """
-    table["click_shape"] = CLICK_PRIOR_CLICKS + table["w_clicks"].to_numpy()
-    table["click_rate"] = CLICK_PRIOR_CLICKS / pooled + table["w_spend"].to_numpy()
+    table["click_shape"] = CLICK_PRIOR_CLICKS + table["cost_clicks"].to_numpy()
+    table["click_rate"] = CLICK_PRIOR_CLICKS / pooled + table["cost_spend"].to_numpy()
     mean = np.full(len(table), alpha_init / (alpha_init + beta_init))
     strength = np.full(len(table), alpha_init + beta_init)
     if pooling and len(table):

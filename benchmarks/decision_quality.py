@@ -56,7 +56,8 @@ Candidates measured beside ours with ``--policies``, not in the default run: ``o
 (the pooled conversion-rate prior and wear adjustment on), ``ours_thompson`` (shares by the
 probability of being best, as ours split until it took the response curve),
 ``ours_curve70``/``ours_curve85``/``ours_curve95`` (other assumed response exponents; the
-simulator's is 0.85) and ``ours_cap20`` (a 20% top cap).
+simulator's is 0.85), ``ours_cap20`` (a 20% top cap) and ``ours_cost14`` (clicks per dollar
+forgotten as slowly as conversion rate, 14 days, as ours did until it took 3).
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ POLICY_FUNCTIONS: dict[str, Callable[[Day], Decision]] = {
     "ours_curve70": lambda view: ours_policy(view, replace(OURS, response_exponent=0.7)),
     "ours_curve85": lambda view: ours_policy(view, replace(OURS, response_exponent=0.85)),
     "ours_curve95": lambda view: ours_policy(view, replace(OURS, response_exponent=0.95)),
+    "ours_cost14": lambda view: ours_policy(view, replace(OURS, cost_half_life_days=14.0)),
 }
 
 

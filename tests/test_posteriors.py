@@ -169,6 +169,33 @@ def test_half_life_makes_a_recent_decline_count() -> None:
     assert all_rows(fit(history, half_life_days=3.0)).loc["A", "conversions"] == 85
 
 
+def test_a_price_jump_reaches_clicks_per_dollar_within_days_and_leaves_cvr_alone() -> None:
+    # 40 days at 2 clicks per dollar, then 5 days at 2 / 1.4 (the cost per click up 40%); the
+    # conversion rate (2% of clicks) never changes.
+    rows = [
+        {"arm": "A", "days_ago": day, "spend": 1000, "clicks": 2000, "conversions": 40}
+        for day in range(5, 45)
+    ] + [
+        {"arm": "A", "days_ago": day, "spend": 1400, "clicks": 2000, "conversions": 40}
+        for day in range(5)
+    ]
+    history = history_rows(rows)
+    default = all_rows(fit(history)).loc["A"]
+    slow = all_rows(fit(history, cost_half_life_days=14.0)).loc["A"]
+
+    def clicks_per_dollar(arm: pd.Series) -> float:
+        return arm["click_shape"] / arm["click_rate"]
+
+    before, after = 2.0, 2.0 / 1.4
+    # The default (3 days) has moved more than three quarters of the way; 14 days not half way.
+    assert (before - clicks_per_dollar(default)) / (before - after) > 0.75
+    assert (before - clicks_per_dollar(slow)) / (before - after) < 0.5
+    # Conversions per click keep the 14-day half-life whatever the cost's.
+    assert default["conv_shape"] == pytest.approx(slow["conv_shape"])
+    assert default["conv_rate"] == pytest.approx(slow["conv_rate"])
+    assert default["expected_cac"] > 1.25 * 25.0
+
+
 @pytest.mark.parametrize("tracking", [True, False])
 def test_placement_rows_present_iff_tracking(tracking: bool) -> None:
     history = history_rows(
@@ -261,6 +288,8 @@ def test_bad_settings_are_refused() -> None:
         fit(history, alpha_init=0.0)
     with pytest.raises(ValueError, match="live_window_days"):
         fit(history, live_window_days=0)
+    with pytest.raises(ValueError, match="cost_half_life_days"):
+        fit(history, cost_half_life_days=0.0)
 
 
 def test_real_export_with_view_through_conversions() -> None:
