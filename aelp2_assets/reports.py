@@ -269,13 +269,34 @@ def summarize_launches(summary: pd.DataFrame) -> LaunchSummary:
     return LaunchSummary(len(launches), len(judged), positive, share, median, censored)
 
 
-def trajectories_chart(trajectory: pd.DataFrame, unit: str = "campaign_id") -> bytes:
+def trajectories_chart(
+    trajectory: pd.DataFrame, unit: str = "campaign_id", launched_before: int = 0
+) -> bytes:
+    """``trajectories_figure`` as PNG bytes."""
+    return _png(trajectories_figure(trajectory, unit, launched_before))
+
+
+def trajectories_figure(
+    trajectory: pd.DataFrame, unit: str = "campaign_id", launched_before: int = 0
+) -> Figure:
     """Cumulative ROAS by day since launch, one line per unit, the breakeven line and the
-    14-day horizon marked."""
+    14-day horizon marked; without a launch to draw, a note saying so and how many units
+    (``launched_before``) were left out for delivering from the window's first day."""
     figure = Figure(figsize=(7, 4))
     axes = figure.add_subplot()
     for key, path in trajectory.groupby(unit, sort=True):
         axes.plot(path["day_since_launch"], path["roas"], label=str(key), linewidth=1.4)
+    if trajectory.empty:
+        name = unit.removesuffix("_id").replace("adset", "ad set")
+        axes.text(
+            0.5,
+            0.5,
+            f"No {name} launched inside the window\n"
+            f"({launched_before} delivering from its first day, launched before it)",
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+        )
     axes.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="breakeven (ROAS 1)")
     axes.axvline(BREAKEVEN_HORIZON_DAYS - 0.5, color="grey", linestyle=":", linewidth=0.8,
                  label=f"{BREAKEVEN_HORIZON_DAYS} days")  # fmt: skip
@@ -283,7 +304,7 @@ def trajectories_chart(trajectory: pd.DataFrame, unit: str = "campaign_id") -> b
     axes.set_ylabel("cumulative ROAS (purchase value / spend)")
     axes.set_title(f"Launch trajectories by {unit.removesuffix('_id')} (launches in the window)")
     axes.legend(fontsize=7, ncol=2)
-    return _png(figure)
+    return figure
 
 
 # What drives performance.

@@ -15,6 +15,7 @@ from aelp2_assets.reports import (
     rankings_chart,
     summarize_launches,
     trajectories_chart,
+    trajectories_figure,
     variance_shares,
 )
 
@@ -116,6 +117,19 @@ def test_launch_trajectories_find_the_breakeven_day_and_the_share_within_14_days
     # winner breaks even, loser and young never have: the median is "not reached"
     assert launches.median_breakeven_day is None
     assert trajectories_chart(trajectory).startswith(PNG)
+    lines = trajectories_figure(trajectory).axes[0].get_lines()
+    assert {line.get_label() for line in lines} >= {"winner", "loser", "young", "old"}
+
+
+def test_a_trajectories_chart_without_launches_says_why() -> None:
+    empty = pd.DataFrame(columns=["adset_id", "day_since_launch", "roas"])
+    axes = trajectories_figure(empty, "adset_id", launched_before=3).axes[0]
+    texts = [text.get_text() for text in axes.texts]
+    assert texts == [
+        "No ad set launched inside the window\n"
+        "(3 delivering from its first day, launched before it)"
+    ]
+    assert trajectories_chart(empty, "adset_id", 3).startswith(PNG)
 
 
 def test_every_launch_breaking_even_gives_a_median_day():

@@ -120,7 +120,9 @@ def launch_trajectories(
     )
     # a launch before the window would start mid-flight at "day 0": charted are real launches
     launched = summary.loc[~summary["censored"], config.unit]
-    png = reports.trajectories_chart(paths[paths[config.unit].isin(launched)], config.unit)
+    png = reports.trajectories_chart(
+        paths[paths[config.unit].isin(launched)], config.unit, launches.censored
+    )
     context.add_output_metadata(
         {
             "dagster/row_count": len(summary),
