@@ -284,10 +284,10 @@ def trajectories_figure(
     (``launched_before``) were left out for delivering from the window's first day."""
     figure = Figure(figsize=(7, 4))
     axes = figure.add_subplot()
+    name = unit.removesuffix("_id").replace("adset", "ad set")
     for key, path in trajectory.groupby(unit, sort=True):
         axes.plot(path["day_since_launch"], path["roas"], label=str(key), linewidth=1.4)
     if trajectory.empty:
-        name = unit.removesuffix("_id").replace("adset", "ad set")
         axes.text(
             0.5,
             0.5,
@@ -302,7 +302,7 @@ def trajectories_figure(
                  label=f"{BREAKEVEN_HORIZON_DAYS} days")  # fmt: skip
     axes.set_xlabel("days since launch")
     axes.set_ylabel("cumulative ROAS (purchase value / spend)")
-    axes.set_title(f"Launch trajectories by {unit.removesuffix('_id')} (launches in the window)")
+    axes.set_title(f"Launch trajectories by {name} (launches in the window)")
     axes.legend(fontsize=7, ncol=2)
     return figure
 
