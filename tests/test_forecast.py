@@ -251,6 +251,7 @@ def test_recent_calibration_recovers_level_and_overdispersion() -> None:
     assert abs(np.exp(fit.log_level) - 0.6) < 0.15
     assert abs(fit.slope) < 0.02
     assert 3.0 < fit.overdispersion_shape < 40.0
+    assert fit.arm_daily_spend == pytest.approx({"a": 5000.0, "b": 5000.0})
 
 
 def test_recent_calibration_needs_days_and_widens_the_band() -> None:
@@ -295,6 +296,7 @@ def test_the_level_wanders_over_the_month() -> None:
         covariance=np.zeros((2, 2)),
         overdispersion_shape=1e9,
         days=28,
+        arm_daily_spend={},
     )
     month = conversion_draws(
         posteriors,
@@ -306,3 +308,37 @@ def test_the_level_wanders_over_the_month() -> None:
     ).sum(axis=1)
     spread = np.log(month).std()
     assert 0.22 < spread < 0.32
+
+
+def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> None:
+    # 0.01 and 0.02 conversions per dollar known exactly, measured at $500,000 a day each; the
+    # plan doubles a's spend and keeps b's. On conversions ~ spend ** 0.8, a's doubled spend
+    # buys 2 ** 0.8 = 1.741 times its conversions: 5,000 x 1.741 + 10,000 = 18,706 a day
+    # (linear in spend: 20,000). c launches (no recent spend): linear, 0.03 x 1,000.
+    posteriors = pd.DataFrame(
+        {
+            "arm_id": ["a", "b", "c"],
+            "placement": ["all", "all", "all"],
+            "click_shape": [1e9, 1e9, 1e9],
+            "click_rate": [1e9, 1e9, 1e9],
+            "conv_shape": [1e7, 2e7, 3e7],
+            "conv_rate": [1e9, 1e9, 1e9],
+        }
+    )
+    measured_at = RecentCalibration(
+        log_level=0.0,
+        slope=0.0,
+        covariance=np.zeros((2, 2)),
+        overdispersion_shape=1e9,
+        days=28,
+        arm_daily_spend={"a": 500_000.0, "b": 500_000.0},
+    )
+    next_day = conversion_draws(
+        posteriors,
+        {"a": 1_000_000.0, "b": 500_000.0, "c": 1_000.0},
+        horizon_days=1,
+        draws=4000,
+        rng=np.random.default_rng(8),
+        calibration=measured_at,
+    )[:, 0]
+    assert next_day.mean() == pytest.approx(18_706 + 30, rel=0.01)
