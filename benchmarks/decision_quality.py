@@ -1,6 +1,6 @@
 """Decision quality: allocation policies side by side on the same simulated accounts.
 
-Run: ``python benchmarks/decision_quality.py`` (100 seeds, 90 days, both cores; about 8
+Run: ``python benchmarks/decision_quality.py`` (100 seeds, 90 days, both cores; about 9
 minutes), or ``--quick`` (12 seeds) while iterating; ``--seeds N``, ``--workers N``.
 
 Every policy answers one question each morning: given the history up to yesterday, the live
