@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy import sparse
 
 from aelp2_assets.allocation import RESPONSE_EXPONENT
 from aelp2_assets.placements import CHANNELS
@@ -202,7 +203,7 @@ class _Portfolio:
     components: pd.DataFrame  # posterior rows: click/conv shape and rate
     component_spend: np.ndarray  # (k,) daily spend of each component
     component_arm: np.ndarray  # (k,) the arm_id of each component
-    arm_channel: np.ndarray  # (k, arms * channels) one-hot: component -> (arm, channel)
+    arm_channel: sparse.csr_array  # (k, arms * channels) one-hot: component -> (arm, channel)
     n_arms: int
     channels: tuple[str, ...]  # the channels simulated ("all" alone without placement rows)
     daily_spend: float  # the portfolio's total spend per day
@@ -328,8 +329,9 @@ def _portfolio(posteriors: pd.DataFrame, daily_spend: Mapping[str, float]) -> _P
     column = components["arm_id"].map(arm_index).to_numpy(int) * len(channels) + channel_of.map(
         channel_index
     ).to_numpy(int)
-    one_hot = np.zeros((len(components), len(arms) * len(channels)))
-    one_hot[np.arange(len(components)), column] = 1.0
+    rows = np.arange(len(components))
+    shape = (len(components), len(arms) * len(channels))
+    one_hot = sparse.csr_array((np.ones(len(components)), (rows, column)), shape=shape)
 
     return _Portfolio(
         components=components,
