@@ -275,29 +275,39 @@ def test_recent_calibration_needs_days_and_widens_the_band() -> None:
     assert calibrated.std() > 1.2 * plain.std()
 
 
-def test_the_level_wanders_over_the_month() -> None:
-    # Rates, level and drift known exactly, no day-to-day factor, counts large enough for Poisson
-    # noise to vanish: what is left in the 30-day total is the random walk of the level. For
-    # a walk of variance q a day, the log of the month's mean level has variance about
-    # q * (1^2 + ... + 30^2) / 30^2 = 10.5 q: for q = 0.007, a standard deviation near 0.27.
-    posteriors = pd.DataFrame(  # 0.01 and 0.02 conversions per dollar, known exactly
+def _exact_rates(rates: dict[str, float]) -> pd.DataFrame:
+    """Posteriors so narrow that each arm's conversions per dollar is its rate, exactly."""
+    return pd.DataFrame(
         {
-            "arm_id": ["a", "b"],
-            "placement": ["all", "all"],
-            "click_shape": [1e9, 1e9],
-            "click_rate": [1e9, 1e9],
-            "conv_shape": [1e7, 2e7],
-            "conv_rate": [1e9, 1e9],
+            "arm_id": list(rates),
+            "placement": "all",
+            "click_shape": 1e9,
+            "click_rate": 1e9,
+            "conv_shape": [rate * 1e9 for rate in rates.values()],
+            "conv_rate": 1e9,
         }
     )
-    exact = RecentCalibration(
+
+
+def _exact_calibration(arm_daily_spend: dict[str, float]) -> RecentCalibration:
+    """Level 1 and no drift, known exactly, no day-to-day factor."""
+    return RecentCalibration(
         log_level=0.0,
         slope=0.0,
         covariance=np.zeros((2, 2)),
         overdispersion_shape=1e9,
         days=28,
-        arm_daily_spend={},
+        arm_daily_spend=arm_daily_spend,
     )
+
+
+def test_the_level_wanders_over_the_month() -> None:
+    # Rates, level and drift known exactly, no day-to-day factor, counts large enough for Poisson
+    # noise to vanish: what is left in the 30-day total is the random walk of the level. For
+    # a walk of variance q a day, the log of the month's mean level has variance about
+    # q * (1^2 + ... + 30^2) / 30^2 = 10.5 q: for q = 0.007, a standard deviation near 0.27.
+    posteriors = _exact_rates({"a": 0.01, "b": 0.02})
+    exact = _exact_calibration({})
     month = conversion_draws(
         posteriors,
         {"a": 500_000.0, "b": 500_000.0},
@@ -315,24 +325,8 @@ def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> N
     # plan doubles a's spend and keeps b's. On conversions ~ spend ** 0.8, a's doubled spend
     # buys 2 ** 0.8 = 1.741 times its conversions: 5,000 x 1.741 + 10,000 = 18,706 a day
     # (linear in spend: 20,000). c launches (no recent spend): linear, 0.03 x 1,000.
-    posteriors = pd.DataFrame(
-        {
-            "arm_id": ["a", "b", "c"],
-            "placement": ["all", "all", "all"],
-            "click_shape": [1e9, 1e9, 1e9],
-            "click_rate": [1e9, 1e9, 1e9],
-            "conv_shape": [1e7, 2e7, 3e7],
-            "conv_rate": [1e9, 1e9, 1e9],
-        }
-    )
-    measured_at = RecentCalibration(
-        log_level=0.0,
-        slope=0.0,
-        covariance=np.zeros((2, 2)),
-        overdispersion_shape=1e9,
-        days=28,
-        arm_daily_spend={"a": 500_000.0, "b": 500_000.0},
-    )
+    posteriors = _exact_rates({"a": 0.01, "b": 0.02, "c": 0.03})
+    measured_at = _exact_calibration({"a": 500_000.0, "b": 500_000.0})
     next_day = conversion_draws(
         posteriors,
         {"a": 1_000_000.0, "b": 500_000.0, "c": 1_000.0},
