@@ -34,7 +34,7 @@ def test_values_are_read_from_their_variables():
     settings = Aelp2Settings.from_env(
         {
             "META_PLACEMENT_TRACKING": "false",
-            "DAILY_BUDGET_CAP": "1234.5",
+            "DAILY_BUDGET_CAP": "1234",
             "AELP2_ACCOUNT_CURRENCY": "jpy",
             "ENABLE_DEEP_RL": "TRUE",
             "AELP2_ENV": "prod",
@@ -44,8 +44,8 @@ def test_values_are_read_from_their_variables():
     assert settings.placement_tracking is False
     assert settings.enable_deep_rl is True
     assert settings.account_currency == "JPY"
-    # whole yen: 1234.5 rounds to 1234 minor units (banker's rounding of round())
-    assert settings.daily_budget_cap_minor in (1234, 1235)
+    # yen have no minor unit: 1,234 yen is 1,234 minor units (1234.5 is refused: see below)
+    assert settings.daily_budget_cap_minor == 1234
     assert settings.source_name == "meta"
     assert settings.warehouse_name == "duckdb"
 
@@ -59,6 +59,8 @@ def test_values_are_read_from_their_variables():
         ("DAILY_BUDGET_CAP", "-5"),
         ("DAILY_BUDGET_CAP", "inf"),
         ("DAILY_BUDGET_CAP", "0.001"),
+        ("DAILY_BUDGET_CAP", "1e+17"),
+        ("DAILY_BUDGET_CAP", "30000.005"),
         ("BIGQUERY_DATASET", "bad;name"),
         ("CONVERGENCE_THRESHOLD", "1.5"),
         ("UPDATE_FREQUENCY_HOURS", "5"),
@@ -114,3 +116,12 @@ def test_unavailable_choices_fail_clearly_at_load(tmp_path, environment, message
 def test_windows_are_at_least_a_day(variable):
     with pytest.raises(ValueError, match=variable):
         Aelp2Settings.from_env({variable: "0"})
+
+
+def test_the_cap_is_whole_minor_units_of_the_account_currency():
+    with pytest.raises(
+        ValueError, match=r"DAILY_BUDGET_CAP='1234.5': finer than one minor unit of JPY"
+    ):
+        Aelp2Settings.from_env({"DAILY_BUDGET_CAP": "1234.5", "AELP2_ACCOUNT_CURRENCY": "JPY"})
+    dollars = Aelp2Settings.from_env({"DAILY_BUDGET_CAP": "1234.5"})
+    assert dollars.daily_budget_cap_minor == 123_450

@@ -106,6 +106,11 @@ ENV_VARS = {
 # The Graph API version the pinned facebook-business SDK targets (facebook_business/apiconfig.py).
 META_DEFAULT_API_VERSION = "v26.0"
 
+# The largest daily cap accepted, in minor units: 10 billion dollars a day is above any ad
+# account, and budgets this size stay exact in the allocator's floating-point shares (a cap
+# of 1e17 minor units lost whole units and hung the integer rounding).
+MAX_DAILY_BUDGET_MINOR = 10**12
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -464,12 +469,21 @@ class Aelp2Settings(dg.ConfigurableResource):
         return value
 
     @model_validator(mode="after")
-    def _cap_of_at_least_a_minor_unit(self) -> "Aelp2Settings":
-        if self.daily_budget_cap_minor < 1:
-            raise ValueError(
-                f"DAILY_BUDGET_CAP='{self.daily_budget_cap:g}': less than one minor unit of"
-                f" {self.account_currency}"
-            )
+    def _cap_in_whole_minor_units(self) -> "Aelp2Settings":
+        """The cap is money the push may spend: a whole number of the currency's minor units
+        (never rounded up past what was set), at least one, and at most
+        ``MAX_DAILY_BUDGET_MINOR``."""
+        currency = self.account_currency
+        scaled = self.daily_budget_cap * minor_unit_offset(currency)
+        problem = None
+        if round(scaled) < 1:
+            problem = f"less than one minor unit of {currency}"
+        elif round(scaled) > MAX_DAILY_BUDGET_MINOR:
+            problem = f"more than {MAX_DAILY_BUDGET_MINOR:,} minor units of {currency}"
+        elif abs(scaled - round(scaled)) > 1e-6:
+            problem = f"finer than one minor unit of {currency}"
+        if problem:
+            raise ValueError(f"DAILY_BUDGET_CAP='{self.daily_budget_cap!r}': {problem}")
         return self
 
     @field_validator("convergence_threshold")
