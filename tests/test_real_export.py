@@ -196,6 +196,27 @@ def test_a_row_without_a_date_is_refused_before_anything_is_written(tmp_path):
     assert _warehouse(settings).read("raw_meta_metrics").empty
 
 
+def test_an_identical_copy_of_a_row_is_dropped_and_counted(tmp_path):
+    # a pull that overlapped: the second copy of ad 1's row adds nothing and rejects nothing
+    export = tmp_path / "export.jsonl"
+    rows = [_good_row("2024-03-01", ad) for ad in range(3)]
+    _write(export, [*rows, rows[1]])
+    settings = _settings(tmp_path, export, MARCH_FIRST)
+    with dg.instance_for_test() as instance:
+        result = run_main_job(settings, dt.date(2024, 3, 1), dt.date(2024, 3, 1), instance)
+        logs = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert result.success
+    validated = next(
+        m.materialization
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "validated_meta_metrics"
+    )
+    assert validated.metadata["identical_copies_dropped"].value == 1
+    assert validated.metadata["dagster/row_count"].value == 3
+    assert validated.metadata["rejected_rows"].value == 0
+    assert any("4 raw rows -> 3 valid" in m and "1 identical copies" in m for m in logs)
+
+
 def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
     export = tmp_path / "export.jsonl"
     _write(export, [_good_row(f"2024-03-{day:02d}", 1) for day in range(1, 11)])

@@ -94,13 +94,15 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
         rejected = rejected_row_count(result.rejects)
         context.log.info(
             f"{start}..{end}: {checked.raw_rows} raw rows -> {len(result.valid)} valid,"
-            f" {rejected} rejected into {REJECTS_TABLE}"
+            f" {rejected} rejected into {REJECTS_TABLE},"
+            f" {result.duplicates_dropped} identical copies of kept rows dropped"
         )
         yield dg.Output(
             result.valid,
             metadata={
                 "dagster/row_count": len(result.valid),
                 "rejected_rows": int(rejected),
+                "identical_copies_dropped": result.duplicates_dropped,
                 "spend": float(result.valid["spend"].sum()),
                 "conversions": int(result.valid["conversions"].sum()),
                 "preview": markdown_preview(result.valid),
