@@ -23,7 +23,10 @@ def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
     """The partitions to run: the ``days`` days up to the source's decision date."""
     defs = build_definitions(settings)
     source = defs.resources["insights_source"]
-    end = source.decision_date(settings.account_today())
+    try:
+        end = source.decision_date(settings.account_today())
+    except ValueError as error:  # a source that cannot say its last day names the row and value
+        raise SystemExit(f"{settings.source_name} source: {error}") from None
     first_partition = dt.date.fromisoformat(settings.partition_start_date)
     if end < first_partition:
         raise SystemExit(

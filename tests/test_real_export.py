@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from aelp2_assets.cli import run_main_job
+from aelp2_assets.cli import main, run_main_job
 from aelp2_assets.definitions import build_definitions
 from aelp2_assets.kaggle_export import convert_kaggle_ad_export
 from aelp2_assets.resources.settings import Aelp2Settings
@@ -215,6 +215,26 @@ def test_an_identical_copy_of_a_row_is_dropped_and_counted(tmp_path):
     assert validated.metadata["dagster/row_count"].value == 3
     assert validated.metadata["rejected_rows"].value == 0
     assert any("4 raw rows -> 3 valid" in m and "1 identical copies" in m for m in logs)
+
+
+def test_the_demo_command_refuses_a_row_without_a_date_in_one_line(tmp_path, monkeypatch):
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "date_start": None}])
+    environ = {
+        "AELP2_SOURCE": "file",
+        "AELP2_SOURCE_FILE": str(export),
+        "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "AELP2_PARTITION_START_DATE": "2024-03-01",
+    }
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as refusal:
+        main(["--days", "1"])
+    assert str(refusal.value) == (
+        f"file source: {export}: data row 2: date_start None is not an ISO date (YYYY-MM-DD);"
+        " nothing was written"
+    )
+    assert not (tmp_path / "warehouse.duckdb").exists()
 
 
 def test_stale_history_fails_freshness_and_nothing_is_allocated(tmp_path):
