@@ -160,7 +160,8 @@ def rankings_chart(ranked: pd.DataFrame) -> bytes:
     handles = [
         axes.bar(0, 0, color=colour, label=trend) for trend, colour in _TREND_COLOURS.items()
     ]
-    axes.legend(handles=handles, fontsize=7, loc="lower right")
+    # upper right: beside the cheapest creatives' short bars, clear of the dearest's labels
+    axes.legend(handles=handles, fontsize=7, loc="upper right")
     return _png(figure)
 
 
@@ -297,6 +298,8 @@ def trajectories_figure(
             ha="center",
             va="center",
         )
+        axes.set_xlim(0, BREAKEVEN_HORIZON_DAYS)
+        axes.set_ylim(0, 2)
     axes.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="breakeven (ROAS 1)")
     axes.axvline(BREAKEVEN_HORIZON_DAYS - 0.5, color="grey", linestyle=":", linewidth=0.8,
                  label=f"{BREAKEVEN_HORIZON_DAYS} days")  # fmt: skip
