@@ -633,21 +633,22 @@ def summarise(results: list[RunResult], seconds: float) -> str:
 
     lines.append("## Forecasts of ours' account (p10-p90 coverage, target 80 +- 5; CRPS)")
     scored = pd.DataFrame([row for r in by["ours"] for row in _score_forecasts(r)])
-    if scored.empty:
-        scored = pd.DataFrame(columns=["metric", "model", "covered", "crps"])
-    lines.append("| metric | model | forecasts | coverage | mean CRPS |")
-    lines.append("|---|---|---|---|---|")
     labels = {
         "ours": "ours (calibrated on recent days)",
         "ours_uncalibrated": "ours, fixed 20% day factor, no drift",
         "truth": "oracle (true parameters)",
         "poisson": "trailing-7d Poisson",
     }
-    for (metric, model), group in scored.groupby(["metric", "model"], sort=False):
-        lines.append(
-            f"| {metric} | {labels[model]} | {len(group)} | {100 * group['covered'].mean():.1f}%"
-            f" | {group['crps'].mean():.2f} |"
-        )
+    if scored.empty:
+        lines.append("not scored (--no-forecasts)")
+    else:
+        lines.append("| metric | model | forecasts | coverage | mean CRPS |")
+        lines.append("|---|---|---|---|---|")
+        for (metric, model), group in scored.groupby(["metric", "model"], sort=False):
+            lines.append(
+                f"| {metric} | {labels[model]} | {len(group)}"
+                f" | {100 * group['covered'].mean():.1f}% | {group['crps'].mean():.2f} |"
+            )
     lines.append("")
 
     lines.append("## Guardrails, speed, shock response, best creative")
