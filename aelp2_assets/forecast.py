@@ -357,18 +357,17 @@ def _simulate(
         return np.zeros((draws, horizon, n_channels), dtype=np.int64)
 
     per_batch = max(1, _BATCH_CELLS // (horizon * max(portfolio.n_arms, n_channels)))
-    curve = None if calibration is None else _response_factor(portfolio, calibration)
+    spend = portfolio.component_spend
+    if calibration is not None:
+        spend = spend * _response_factor(portfolio, calibration)
     out = np.empty((draws, horizon, n_channels), dtype=np.int64)
     for start in range(0, draws, per_batch):
         n = min(per_batch, draws - start)
         rate = sample_conversions_per_dollar(portfolio.components, rng, n)
+        expected = ((rate * spend) @ portfolio.arm_channel).reshape(n, portfolio.n_arms, n_channels)
         if calibration is not None:
-            spend = portfolio.component_spend * curve
-            expected = ((rate * spend) @ portfolio.arm_channel).reshape(n, portfolio.n_arms, -1)
             out[start : start + n] = _calibrated_days(expected, calibration, rng, horizon)
             continue
-        expected = (rate * portfolio.component_spend) @ portfolio.arm_channel
-        expected = expected.reshape(n, portfolio.n_arms, n_channels)
         factor = rng.gamma(
             OVERDISPERSION_SHAPE, 1.0 / OVERDISPERSION_SHAPE, size=(n, horizon, portfolio.n_arms)
         )
