@@ -101,11 +101,12 @@ def read_insights_table(
     file DuckDB cannot read is re-read line by line to name the line at fault. Raises
     ValueError like ``read_insights_file``.
     """
-    table = query_insights(path, _ALL_FIELDS, purchase_action_type=purchase_action_type)
+    table = query_insights(path, SELECT_INSIGHTS, purchase_action_type=purchase_action_type)
     return table.to_pandas(types_mapper=lambda _: TEXT)  # every column is VARCHAR
 
 
-_ALL_FIELDS = f"SELECT {', '.join(INSIGHT_FIELDS)} FROM insights"
+# every Insights field of every row: a query of ``query_insights`` to add a WHERE clause to
+SELECT_INSIGHTS = f"SELECT {', '.join(INSIGHT_FIELDS)} FROM insights"
 # JSON lines as text columns, numbered in file order (blank lines are not rows)
 _JSON_LINES = (
     "SELECT * RENAME (ordinality AS data_row)"

@@ -23,9 +23,9 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from aelp2_assets.insights_files import query_insights
+from aelp2_assets.insights_files import SELECT_INSIGHTS, query_insights
 from aelp2_assets.simulator import SimulatedHistory, simulate_history
-from aelp2_assets.tables import INSIGHT_FIELDS, OBJECT_COLUMNS, TEXT, insight_text_frame
+from aelp2_assets.tables import OBJECT_COLUMNS, TEXT, insight_text_frame
 
 # meta_ad_entities: the objects with the account's facts on every row.
 ENTITY_COLUMNS = (*OBJECT_COLUMNS, "account_currency", "account_timezone", "min_daily_budget")
@@ -182,7 +182,7 @@ class FileSource(InsightsSource):
     def fetch_insight_table(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """The file's rows dated ``start..end``, in file order, as raw text columns."""
         return self._query(
-            f"SELECT {', '.join(INSIGHT_FIELDS)} FROM insights WHERE date_start BETWEEN ? AND ?",
+            f"{SELECT_INSIGHTS} WHERE date_start BETWEEN ? AND ?",
             [start.isoformat(), end.isoformat()],
         )
 
