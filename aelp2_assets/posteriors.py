@@ -98,6 +98,7 @@ def fit_posteriors(
     live_window_days: int = 3,
     rng: np.random.Generator,
     draws: int = 4000,
+    pooling: bool = False,
 ) -> pd.DataFrame:
     """Posterior of conversions per dollar for every arm (and arm x channel) in ``history``.
 
@@ -123,6 +124,11 @@ def fit_posteriors(
     - ``channel_spend_share``: 1.0 on "all" rows; on placement rows the arm's share of spend in
       the channel over the live window, or over the decay-weighted history when the arm spent
       nothing in the window (equal shares when it never spent).
+
+    With ``pooling`` each conversion-rate prior is learnt from the arms' (on placement rows:
+    the channel's arms') own rates (``_cvr_prior``) instead of ``Beta(alpha_init, beta_init)``
+    alone: what the forecast fits (a thin arm predicted at the account's rate), while the
+    allocator keeps the settings' prior (it lowered CAC more in the benchmark).
     """
     _check_arguments(alpha_init, beta_init, half_life_days, live_window_days, draws)
     _check_half_life("cost_half_life_days", cost_half_life_days)
@@ -132,7 +138,7 @@ def fit_posteriors(
 
     decision = pd.Timestamp(decision_date)
     pooled = _clicks_per_dollar(frame["w_spend"].sum(), frame["w_clicks"].sum())
-    arms = _arm_rows(frame, decision, pooled, alpha_init, beta_init, live_window_days)
+    arms = _arm_rows(frame, decision, pooled, alpha_init, beta_init, live_window_days, pooling)
 
     samples = sample_conversions_per_dollar(arms, rng, draws)
     _attach_cac_quantiles(arms, samples)
@@ -141,7 +147,9 @@ def fit_posteriors(
     if not placement_tracking:
         return arms.loc[:, list(POSTERIOR_COLUMNS)].reset_index(drop=True)
 
-    placements = _placement_rows(frame, decision, pooled, alpha_init, beta_init, live_window_days)
+    placements = _placement_rows(
+        frame, decision, pooled, alpha_init, beta_init, live_window_days, pooling
+    )
     samples = sample_conversions_per_dollar(placements, rng, draws)
     _attach_cac_quantiles(placements, samples)
     placements["p_best"] = _p_best_within_arms(samples, placements["arm_id"].to_numpy())
@@ -537,6 +545,7 @@ def _placement_rows(
     alpha_init: float,
     beta_init: float,
     live_window_days: int,
+    pooling: bool,
 ) -> pd.DataFrame:
     """One row per arm x channel: the same model on the channel's rows alone.
 
@@ -557,6 +566,7 @@ def _placement_rows(
         alpha_init,
         beta_init,
         groups=rows["placement"].to_numpy(),
+        pooling=pooling,
     )
 
     # Spend mix: the live window when the arm spent in it, else the decay-weighted history,

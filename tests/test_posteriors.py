@@ -322,3 +322,45 @@ def test_real_export_with_view_through_conversions() -> None:
     assert arms["is_live"].sum() == 118
     assert arms.loc[arms["is_live"], "p_best"].sum() == pytest.approx(1.0)
     assert (arms["cac_p10"] <= arms["cac_p90"]).all()
+
+
+def conversion_rate_means(table: pd.DataFrame) -> pd.Series:
+    return table["conv_shape"] / table["conv_rate"]
+
+
+def test_pooling_predicts_a_thin_arm_at_the_accounts_rate_and_keeps_rich_arms_apart() -> None:
+    # Four rich arms convert 1% to 3% of 20,000 clicks; T has 5 clicks and no conversion.
+    rich = {"A": 200, "B": 300, "C": 500, "D": 600}
+    rows = [
+        {"arm": arm, "spend": 20_000, "clicks": 20_000, "conversions": n} for arm, n in rich.items()
+    ]
+    history = history_rows([*rows, {"arm": "T", "spend": 5, "clicks": 5, "conversions": 0}])
+
+    pooled = conversion_rate_means(all_rows(fit(history, pooling=True)))
+    alone = conversion_rate_means(all_rows(fit(history)))
+
+    # Beta(1, 1) alone: (1 + 0) / (2 + 5) = 14%; pooled: near the account's 2%.
+    assert alone["T"] == pytest.approx(1 / 7)
+    assert 0.015 < pooled["T"] < 0.025
+    for arm, conversions in rich.items():
+        assert pooled[arm] == pytest.approx(conversions / 20_000, rel=0.05)
+
+
+def test_pooled_placement_rows_borrow_from_their_own_channel() -> None:
+    # Reels converts 4%, Feed 1%; arm T has 5 clicks in each and no conversion.
+    rows = []
+    for arm in ("A", "B", "C"):
+        rows.append(
+            {"arm": arm, "channel": "Feed", "spend": 5_000, "clicks": 10_000, "conversions": 100}
+        )
+        rows.append(
+            {"arm": arm, "channel": "Reels", "spend": 5_000, "clicks": 10_000, "conversions": 400}
+        )
+    for channel in ("Feed", "Reels"):
+        rows.append({"arm": "T", "channel": channel, "spend": 5, "clicks": 5, "conversions": 0})
+    table = fit(history_rows(rows), pooling=True, placement_tracking=True)
+
+    thin = table[table["arm_id"] == "T"].set_index("placement")
+    rates = conversion_rate_means(thin)
+    assert 0.007 < rates["Feed"] < 0.013
+    assert 0.03 < rates["Reels"] < 0.05
