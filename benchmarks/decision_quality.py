@@ -476,6 +476,7 @@ def _forecast(view: Day, budgets: dict[str, int], frames: list[pd.DataFrame]) ->
         live_window_days=OURS.live_window_days,
         rng=rng,
         draws=200,
+        pooling=True,
     )
     modelled = {arm: s for arm, s in spend.items() if arm in set(posteriors["arm_id"])}
     spending = posteriors[posteriors["arm_id"].isin(list(modelled))]

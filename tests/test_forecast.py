@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aelp2_assets.allocation import RESPONSE_EXPONENT
 from aelp2_assets.forecast import (
     FORECAST_COLUMNS,
     OVERDISPERSION_SHAPE,
@@ -212,9 +213,12 @@ def test_fan_chart_is_a_png() -> None:
     assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000
 
 
-def _calibration_inputs(days: int, level: float, shape: float, seed: int = 3) -> tuple:
-    """Two arms whose posterior means are 0.01 and 0.02 conversions per dollar; the account
-    converts at ``level`` times that, with a Gamma(shape, shape) day factor."""
+def _calibration_inputs(
+    days: int, level: float, shape: float, seed: int = 3, click_level: float = 1.0
+) -> tuple:
+    """Two arms whose posterior means are 1 click per dollar and 0.01 and 0.02 conversions
+    per click; the account buys ``click_level`` times those clicks and converts them at
+    ``level`` times that rate, with a Gamma(shape, shape) day factor."""
     rng = np.random.default_rng(seed)
     posteriors = pd.DataFrame(
         {
@@ -231,27 +235,50 @@ def _calibration_inputs(days: int, level: float, shape: float, seed: int = 3) ->
     for date in dates:
         factor = rng.gamma(shape, 1 / shape)
         for arm, rate in (("a", 0.01), ("b", 0.02)):
+            clicks = rng.poisson(click_level * 5000.0)
             rows.append(
                 {
                     "date": date,
                     "adset_id": arm,
                     "spend": 5000.0,
-                    "conversions": rng.poisson(level * factor * rate * 5000.0),
+                    "clicks": clicks,
+                    "conversions": rng.poisson(level * factor * rate * clicks),
                 }
             )
     return posteriors, pd.DataFrame(rows), dates[-1] + pd.Timedelta(days=1)
 
 
-def test_recent_calibration_recovers_level_and_overdispersion() -> None:
-    posteriors, history, as_of = _calibration_inputs(days=28, level=0.6, shape=10.0)
+def test_recent_calibration_recovers_cost_level_and_overdispersion_apart() -> None:
+    # Clicks per dollar 1.25 times the posterior's, conversions per click 0.6 times.
+    posteriors, history, as_of = _calibration_inputs(
+        days=28, level=0.6, shape=10.0, click_level=1.25
+    )
 
     fit = recent_calibration(posteriors, history, as_of)
 
     assert fit is not None and fit.days == 28
-    assert abs(np.exp(fit.log_level) - 0.6) < 0.15
+    assert abs(np.exp(fit.log_level) - 0.6) < 0.1
     assert abs(fit.slope) < 0.02
     assert 3.0 < fit.overdispersion_shape < 40.0
-    assert fit.arm_daily_spend == pytest.approx({"a": 5000.0, "b": 5000.0})
+    at_5000 = {
+        arm: curve * 5000.0 ** (RESPONSE_EXPONENT - 1) for arm, curve in fit.arm_click_curve.items()
+    }
+    assert at_5000 == pytest.approx({"a": 1.25, "b": 1.25}, rel=0.02)
+
+
+def test_a_wearing_arm_is_forecast_at_todays_clicks_per_dollar() -> None:
+    # Clicks per dollar fall 3% a day and reach 0.8 of the posterior's mean today; the last
+    # week averaged 0.91 of it. Counts large enough to leave no noise.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=1000.0)
+    age = (as_of - pd.to_datetime(history["date"])).dt.days.to_numpy(float)
+    history["clicks"] = np.round(0.8 * np.exp(0.03 * age) * history["spend"])
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert fit is not None
+    assert fit.arm_click_curve["a"] * 5000.0 ** (RESPONSE_EXPONENT - 1) == pytest.approx(
+        0.8, rel=0.01
+    )
 
 
 def test_recent_calibration_needs_days_and_widens_the_band() -> None:
@@ -289,7 +316,7 @@ def _exact_rates(rates: dict[str, float]) -> pd.DataFrame:
     )
 
 
-def _exact_calibration(arm_daily_spend: dict[str, float]) -> RecentCalibration:
+def _exact_calibration(arm_click_curve: dict[str, float]) -> RecentCalibration:
     """Level 1 and no drift, known exactly, no day-to-day factor."""
     return RecentCalibration(
         log_level=0.0,
@@ -297,7 +324,7 @@ def _exact_calibration(arm_daily_spend: dict[str, float]) -> RecentCalibration:
         covariance=np.zeros((2, 2)),
         overdispersion_shape=1e9,
         days=28,
-        arm_daily_spend=arm_daily_spend,
+        arm_click_curve=arm_click_curve,
     )
 
 
@@ -321,12 +348,14 @@ def test_the_level_wanders_over_the_month() -> None:
 
 
 def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> None:
-    # 0.01 and 0.02 conversions per dollar known exactly, measured at $500,000 a day each; the
-    # plan doubles a's spend and keeps b's. On conversions ~ spend ** 0.8, a's doubled spend
-    # buys 2 ** 0.8 = 1.741 times its conversions: 5,000 x 1.741 + 10,000 = 18,706 a day
-    # (linear in spend: 20,000). c launches (no recent spend): linear, 0.03 x 1,000.
+    # 0.01 and 0.02 conversions per dollar known exactly, clicks per dollar measured at the
+    # posterior's at $500,000 a day each; the plan doubles a's spend and keeps b's. On
+    # conversions ~ spend ** 0.8, a's doubled spend buys 2 ** 0.8 = 1.741 times its
+    # conversions: 5,000 x 1.741 + 10,000 = 18,706 a day (linear in spend: 20,000). c
+    # launches (no recent clicks): linear, 0.03 x 1,000.
     posteriors = _exact_rates({"a": 0.01, "b": 0.02, "c": 0.03})
-    measured_at = _exact_calibration({"a": 500_000.0, "b": 500_000.0})
+    at_posterior = 500_000.0 ** (1 - RESPONSE_EXPONENT)
+    measured_at = _exact_calibration({"a": at_posterior, "b": at_posterior})
     next_day = conversion_draws(
         posteriors,
         {"a": 1_000_000.0, "b": 500_000.0, "c": 1_000.0},

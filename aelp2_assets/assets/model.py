@@ -166,12 +166,15 @@ def cac_forecasts(
     """Monte Carlo forecast at the current budgets: the 30-day cumulative CAC path and daily
     conversions by channel (Feed, Stories, Reels, Marketplace, other), each p10/p50/p90,
     with at least MONTE_CARLO_DRAWS draws, doubled until the bands move less than
-    CONVERGENCE_THRESHOLD. The recent days calibrate it: the level, drift (fatigue) and
-    day-to-day overdispersion of actual conversions against the posterior's predictions."""
+    CONVERGENCE_THRESHOLD. Its posteriors are refitted with conversion-rate priors learnt
+    from the account's arms (the allocator's keep the settings' prior, which explores). The
+    recent days calibrate it: each ad set's clicks per dollar today (it falls as a creative
+    wears), the conversion-rate level, the drift ahead and the day-to-day overdispersion."""
     decision = decision_date_of(creative_posteriors)
     arms = creative_posteriors[creative_posteriors["placement"] == "all"]
     spend = planned_daily_spend(arms, meta_ad_entities, settings)
     seed = decision_seed(decision, settings, "forecast")
+    rng = np.random.default_rng(seed)
     history = warehouse.read(
         "validated_meta_metrics",
         "date",
@@ -179,14 +182,26 @@ def cac_forecasts(
         decision,
         compact_text=True,  # Arrow-backed text: 1.8 million rows as objects held ~1 GB more
     )
+    # The forecast predicts, so each conversion-rate prior is learnt from the account's arms
+    # (a thin arm is forecast at the account's rate); the allocator's stays the settings'.
+    posteriors = fit_posteriors(
+        history,
+        decision,
+        alpha_init=settings.thompson_alpha_init,
+        beta_init=settings.thompson_beta_init,
+        placement_tracking=settings.placement_tracking,
+        live_window_days=settings.live_window_days,
+        rng=rng,
+        pooling=True,
+    )
     # days before the day after the decision date: the decision date's data included
-    calibration = recent_calibration(creative_posteriors, history, decision + dt.timedelta(days=1))
+    calibration = recent_calibration(posteriors, history, decision + dt.timedelta(days=1))
     result = forecast_cac(
-        creative_posteriors[creative_posteriors["arm_id"].isin(list(spend))],
+        posteriors[posteriors["arm_id"].isin(list(spend))],
         spend,
         min_draws=settings.monte_carlo_draws,
         convergence_threshold=settings.convergence_threshold,
-        rng=np.random.default_rng(seed),
+        rng=rng,
         calibration=calibration,
     )
     table = result.table.assign(decision_date=pd.Timestamp(decision))
