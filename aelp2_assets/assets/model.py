@@ -97,15 +97,9 @@ def creative_posteriors(
     refuse_rejected_history(warehouse, settings, decision)
     seed = decision_seed(decision, settings, "posteriors")
     context.log.info(f"decision date {decision}; {len(history)} validated rows; seed {seed}")
-    posteriors = fit_posteriors(
-        history,
-        decision,
-        alpha_init=settings.thompson_alpha_init,
-        beta_init=settings.thompson_beta_init,
-        placement_tracking=settings.placement_tracking,
-        live_window_days=settings.live_window_days,
-        rng=np.random.default_rng(seed),
-    ).assign(decision_date=pd.Timestamp(decision))
+    posteriors = _posteriors(history, decision, settings, np.random.default_rng(seed)).assign(
+        decision_date=pd.Timestamp(decision)
+    )
 
     arms = posteriors[posteriors["placement"] == "all"]
     yield dg.Output(
@@ -137,6 +131,27 @@ def creative_posteriors(
             + ("" if conversions > 0 or spend == 0 else ": is the action type right?")
         ),
         metadata={"conversions": conversions, "spend": spend},
+    )
+
+
+def _posteriors(
+    history: pd.DataFrame,
+    decision: dt.date,
+    settings: Aelp2Settings,
+    rng: np.random.Generator,
+    *,
+    pooling: bool = False,
+) -> pd.DataFrame:
+    """``fit_posteriors`` with the project's settings."""
+    return fit_posteriors(
+        history,
+        decision,
+        alpha_init=settings.thompson_alpha_init,
+        beta_init=settings.thompson_beta_init,
+        placement_tracking=settings.placement_tracking,
+        live_window_days=settings.live_window_days,
+        rng=rng,
+        pooling=pooling,
     )
 
 
@@ -184,16 +199,7 @@ def cac_forecasts(
     )
     # The forecast predicts, so each conversion-rate prior is learnt from the account's arms
     # (a thin arm is forecast at the account's rate); the allocator's stays the settings'.
-    posteriors = fit_posteriors(
-        history,
-        decision,
-        alpha_init=settings.thompson_alpha_init,
-        beta_init=settings.thompson_beta_init,
-        placement_tracking=settings.placement_tracking,
-        live_window_days=settings.live_window_days,
-        rng=rng,
-        pooling=True,
-    )
+    posteriors = _posteriors(history, decision, settings, rng, pooling=True)
     # days before the day after the decision date: the decision date's data included
     calibration = recent_calibration(posteriors, history, decision + dt.timedelta(days=1))
     result = forecast_cac(
