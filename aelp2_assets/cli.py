@@ -118,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         for failure in (event for event in result.all_events if event.is_step_failure):
             error = failure.step_failure_data.error
             print(f"  step {failure.step_key} failed: {error.message.strip() if error else ''}")
-        print("Nothing downstream of the failure ran; the last good allocation stands.")
+        pushed = any(
+            event.asset_key == dg.AssetKey("pushed_budgets")
+            for event in result.get_asset_materialization_events()
+        )
+        print(
+            "The allocation and its push ran (the failure is not upstream of them)."
+            if pushed
+            else "The push did not run; the last good allocation stands."
+        )
         return 1
     _print_allocation(settings)
     return 0

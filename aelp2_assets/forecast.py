@@ -82,7 +82,7 @@ class RecentCalibration:
       mean, at a daily spend of one unit of currency; at a daily spend ``s`` the multiple is
       ``arm_click_curve[arm] * s ** (RESPONSE_EXPONENT - 1)`` (the allocator's response curve).
       Fitted on the arm's last ``CLICK_TREND_DAYS`` days: a log-linear trend in its clicks per
-      dollar, read on the decision date (the mean when under 3 days).
+      dollar (shrunk, bounded), read on ``as_of``.
     - ``log_level``: log of realised conversions over clicks x the posterior mean conversions
       per click, over the whole window (conversion rate does not wear, so no trend).
     - ``slope``: the change of the conversions-per-dollar level per day ahead (creatives wear
@@ -120,8 +120,10 @@ SLOPE_PRIOR_SD = 0.005
 # where it brings the 30-day CAC band's coverage from 43% to about 80%.
 LEVEL_DRIFT_VARIANCE = 0.007
 
-# Days of an arm's clicks per dollar that its trend to today is fitted on.
+# Days of an arm's clicks per dollar that its trend to today is fitted on, and the prior
+# standard deviation of that trend per day: wear moves clicks per dollar a few percent a day.
 CLICK_TREND_DAYS = 7
+CLICK_SLOPE_PRIOR_SD = 0.02
 
 
 def recent_calibration(
@@ -162,7 +164,9 @@ def recent_calibration(
         .groupby("day")[["conversions", "expected", "expected_given_clicks"]]
         .sum()
     )
-    daily = daily[daily["expected"] > 0]
+    # A day without spend or without a click in the whole account says nothing of conversions
+    # per click (clicks missing from an export; view-through conversions alone).
+    daily = daily[(daily["expected"] > 0) & (daily["expected_given_clicks"] > 0)]
     y, mu = daily["conversions"].to_numpy(float), daily["expected"].to_numpy(float)
     if len(daily) < min_days or y.sum() < 10:
         return None
@@ -170,9 +174,11 @@ def recent_calibration(
 
     # Conversions per click: one level over the window.
     given_clicks = daily["expected_given_clicks"].to_numpy(float)
-    level = float(np.log(y.sum() / given_clicks.sum())) if given_clicks.sum() > 0 else 0.0
+    level = float(np.log(y.sum() / given_clicks.sum()))
     fitted = given_clicks * np.exp(level)
-    level_dispersion = max(1.0, float(((y - fitted) ** 2 / fitted).sum() / max(len(y) - 1, 1)))
+    # Pearson dispersion from the median squared residual (0.455: the median of chi-square with
+    # one degree of freedom), so one odd day (a click count gone missing) does not widen it all.
+    level_dispersion = max(1.0, float(np.median((y - fitted) ** 2 / fitted)) / 0.455)
     level_variance = level_dispersion / y.sum()
     # The drift ahead, shrunk, and the day-to-day variation around the recent days' trend.
     drift, drift_covariance, _ = _trend_fit(y, mu, x, SLOPE_PRIOR_SD)
@@ -195,22 +201,26 @@ def recent_calibration(
 def _arm_click_curve(
     recent: pd.DataFrame, clicks_per_dollar: pd.Series, as_of: pd.Timestamp
 ) -> dict[str, float]:
-    """``RecentCalibration.arm_click_curve`` from the last ``CLICK_TREND_DAYS`` days: per arm, the
-    log of clicks per dollar with the response curve's spend effect taken out, its trend
-    read on ``as_of``, over the posterior mean."""
+    """``RecentCalibration.arm_click_curve`` from the last ``CLICK_TREND_DAYS`` days with spend:
+    per arm, clicks ~ Poisson(k x spend ** RESPONSE_EXPONENT x exp(slope x day)), the slope
+    shrunk by a ``N(0, CLICK_SLOPE_PRIOR_SD^2)`` prior and held within +-``_MAX_SLOPE`` a day,
+    k read on ``as_of``, over the posterior mean. Days with spend and no click count (an arm
+    without a click all week is forecast at half a click over its week's spend)."""
     last = recent[pd.to_datetime(recent["date"]) >= as_of - pd.Timedelta(days=CLICK_TREND_DAYS)]
     days = last.groupby(["adset_id", "date"])[["spend", "clicks"]].sum().reset_index()
-    days = days[(days["spend"] > 0) & (days["clicks"] > 0)]
-    spend_effect = (1.0 - RESPONSE_EXPONENT) * np.log(days["spend"])
-    days["log_curve"] = np.log(days["clicks"] / days["spend"]) + spend_effect
+    days = days[days["spend"] > 0]
+    days["exposure"] = days["spend"] ** RESPONSE_EXPONENT
     days["x"] = (pd.to_datetime(days["date"]) - as_of).dt.days.astype(float)
     curve = {}
     for arm, rows in days.groupby("adset_id"):
-        if len(rows) >= 3:
-            today = np.polyfit(rows["x"], rows["log_curve"], 1)[1]
-        else:
-            today = rows["log_curve"].mean()
-        curve[arm] = float(np.exp(today) / clicks_per_dollar[arm])
+        clicks, exposure = rows["clicks"].to_numpy(float), rows["exposure"].to_numpy(float)
+        x = rows["x"].to_numpy(float)
+        slope = 0.0
+        if clicks.sum() > 0 and len(rows) > 1:
+            theta, _, _ = _trend_fit(clicks, exposure, x, CLICK_SLOPE_PRIOR_SD)
+            slope = float(np.clip(theta[1], -_MAX_SLOPE, _MAX_SLOPE))
+        k = max(clicks.sum(), 0.5) / (exposure * np.exp(slope * x)).sum()
+        curve[arm] = float(k / clicks_per_dollar[arm])
     return curve
 
 

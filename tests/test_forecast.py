@@ -365,3 +365,74 @@ def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> N
         calibration=measured_at,
     )[:, 0]
     assert next_day.mean() == pytest.approx(18_706 + 30, rel=0.01)
+
+
+def test_a_day_without_clicks_is_left_out_of_the_calibration() -> None:
+    # View-through conversions on a day whose clicks are 0 everywhere (or missing from an
+    # export): that day says nothing of conversions per click and must not break the fit.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=0.6, shape=1000.0)
+    history.loc[history["date"] == as_of - pd.Timedelta(days=10), "clicks"] = 0
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert fit is not None and fit.days == 27
+    assert abs(np.exp(fit.log_level) - 0.6) < 0.1
+    draws = conversion_draws(
+        posteriors,
+        {"a": 5000.0, "b": 5000.0},
+        horizon_days=30,
+        draws=500,
+        rng=np.random.default_rng(2),
+        calibration=fit,
+    )
+    assert np.isfinite(draws).all()
+
+
+def test_one_odd_day_does_not_widen_the_level() -> None:
+    # One day with a single click per ad set (a reporting glitch) against 27 normal days.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=1000.0)
+    clean = recent_calibration(posteriors, history, as_of)
+    history.loc[history["date"] == as_of - pd.Timedelta(days=10), "clicks"] = 1
+    odd = recent_calibration(posteriors, history, as_of)
+
+    assert clean is not None and odd is not None
+    assert odd.covariance[0, 0] < 2 * clean.covariance[0, 0]
+
+
+def _click_curve_at(fit: RecentCalibration, arm: str, spend: float) -> float:
+    return fit.arm_click_curve[arm] * spend ** (RESPONSE_EXPONENT - 1)
+
+
+def test_a_three_day_jump_is_not_extrapolated_past_the_data() -> None:
+    # Arm a's clicks per dollar were 1, 1 and then 10 on its last three days (an unshrunk
+    # straight line through them reads 21 today): the estimate stays within what it saw.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=1000.0)
+    history = history[
+        (history["adset_id"] == "b") | (history["date"] >= as_of - pd.Timedelta(days=3))
+    ]
+    history = history.copy()
+    jump = (history["adset_id"] == "a") & (history["date"] == as_of - pd.Timedelta(days=1))
+    history.loc[jump, "clicks"] = 50_000
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert fit is not None
+    assert 3.0 < _click_curve_at(fit, "a", 5000.0) < 11.0
+
+
+def test_days_with_spend_and_no_clicks_count_in_the_click_trend() -> None:
+    # Arm a spent 5,000 a day all week and had clicks (5,000) on one day only: about 0.14
+    # clicks per dollar over the week, not the one day's 1. Arm b had none all week: near 0.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=1000.0)
+    week = history["date"] >= as_of - pd.Timedelta(days=7)
+    history.loc[week & (history["adset_id"] == "a"), "clicks"] = 0
+    history.loc[week & (history["adset_id"] == "b"), "clicks"] = 0
+    history.loc[
+        (history["adset_id"] == "a") & (history["date"] == as_of - pd.Timedelta(days=4)), "clicks"
+    ] = 5000
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert fit is not None
+    assert _click_curve_at(fit, "a", 5000.0) == pytest.approx(1 / 7, rel=0.15)
+    assert _click_curve_at(fit, "b", 5000.0) < 0.001

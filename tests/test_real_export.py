@@ -267,3 +267,24 @@ def test_no_conversion_of_the_configured_type_blocks_the_allocation(tmp_path):
     )
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert "budget_allocations" not in materialized
+
+
+def test_the_demo_command_says_the_push_did_not_run_after_a_blocking_check(
+    tmp_path, monkeypatch, capsys
+):
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "spend": "abc"}])
+    environ = {
+        "AELP2_SOURCE": "file",
+        "AELP2_SOURCE_FILE": str(export),
+        "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "AELP2_PARTITION_START_DATE": "2024-03-01",
+    }
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+
+    assert main(["--days", "1"]) == 1
+
+    printed = capsys.readouterr().out
+    assert "FAILED" in printed and "no_rejected_rows" in printed
+    assert "The push did not run; the last good allocation stands." in printed

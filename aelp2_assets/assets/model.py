@@ -200,8 +200,9 @@ def cac_forecasts(
     # The forecast predicts, so each conversion-rate prior is learnt from the account's arms
     # (a thin arm is forecast at the account's rate); the allocator's stays the settings'.
     posteriors = _posteriors(history, decision, settings, rng, pooling=True)
-    # days before the day after the decision date: the decision date's data included
-    calibration = recent_calibration(posteriors, history, decision + dt.timedelta(days=1))
+    # Whole days only: the days before the decision date (the Meta source's decision date is
+    # today so far, whose low spend the click trend would read as a move along the curve).
+    calibration = recent_calibration(posteriors, history, decision)
     result = forecast_cac(
         posteriors[posteriors["arm_id"].isin(list(spend))],
         spend,
