@@ -155,17 +155,35 @@ def _posteriors(
     )
 
 
+# Days whose spend stands for an ad set's spend now when it has no daily budget.
+RECENT_SPEND_DAYS = 7
+
+
 def planned_daily_spend(
-    arms: pd.DataFrame, entities: pd.DataFrame, settings: Aelp2Settings
+    arms: pd.DataFrame,
+    entities: pd.DataFrame,
+    history: pd.DataFrame,
+    decision: dt.date,
+    settings: Aelp2Settings,
 ) -> dict[str, float]:
-    """Each live arm's daily spend now: its current budget, else an equal share of the cap."""
+    """Each live arm's daily spend now: its current daily budget; without one (a file export
+    carries none; campaign-budget and lifetime-budget ad sets have none), its spend per day
+    over the last ``RECENT_SPEND_DAYS`` to the decision date, or over the days since its first
+    spend when it is younger (days without spend count: an export's ad sets spend on some days
+    only); 0 when it spent nothing in them."""
     live = arms.loc[arms["is_live"], "arm_id"].tolist()
     budgets = entities[entities["level"] == "adset"].set_index("object_id")["daily_budget"].dropna()
-    equal_share = settings.daily_budget_cap / max(len(live), 1)
+    spent = history[history["spend"] > 0]
+    dates = pd.to_datetime(spent["date"])
+    window_start = pd.Timestamp(decision - dt.timedelta(days=RECENT_SPEND_DAYS - 1))
+    recent = spent[(dates >= window_start) & (dates <= pd.Timestamp(decision))]
+    first = dates.groupby(spent["adset_id"]).min().clip(lower=window_start)
+    days = (pd.Timestamp(decision) - first).dt.days + 1
+    recent_spend = (recent.groupby("adset_id")["spend"].sum() / days).fillna(0.0)
     return {
         arm: to_major_units(int(budgets[arm]), settings.account_currency)
         if arm in budgets.index
-        else equal_share
+        else float(recent_spend.get(arm, 0.0))
         for arm in live
     }
 
@@ -178,16 +196,16 @@ def cac_forecasts(
     creative_posteriors: pd.DataFrame,
     meta_ad_entities: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Monte Carlo forecast at the current budgets: the 30-day cumulative CAC path and daily
-    conversions by channel (Feed, Stories, Reels, Marketplace, other), each p10/p50/p90,
-    with at least MONTE_CARLO_DRAWS draws, doubled until the bands move less than
-    CONVERGENCE_THRESHOLD. Its posteriors are refitted with conversion-rate priors learnt
-    from the account's arms (the allocator's keep the settings' prior, which explores). The
-    recent days calibrate it: each ad set's clicks per dollar today (it falls as a creative
-    wears), the conversion-rate level, the drift ahead and the day-to-day overdispersion."""
+    """Monte Carlo forecast at the current budgets (``planned_daily_spend``): the 30-day
+    cumulative CAC path and daily conversions by channel (Feed, Stories, Reels, Marketplace,
+    other), each p10/p50/p90, with at least MONTE_CARLO_DRAWS draws, doubled until the bands
+    move less than CONVERGENCE_THRESHOLD. Its posteriors are refitted with conversion-rate
+    priors learnt from the account's arms (the allocator's keep the settings' prior, which
+    explores). The recent days calibrate it: each ad set's clicks per dollar today (it falls
+    as a creative wears), the conversion-rate level, the drift ahead and the day-to-day
+    overdispersion."""
     decision = decision_date_of(creative_posteriors)
     arms = creative_posteriors[creative_posteriors["placement"] == "all"]
-    spend = planned_daily_spend(arms, meta_ad_entities, settings)
     seed = decision_seed(decision, settings, "forecast")
     rng = np.random.default_rng(seed)
     history = warehouse.read(
@@ -197,6 +215,7 @@ def cac_forecasts(
         decision,
         compact_text=True,  # Arrow-backed text: 1.8 million rows as objects held ~1 GB more
     )
+    spend = planned_daily_spend(arms, meta_ad_entities, history, decision, settings)
     # The forecast predicts, so each conversion-rate prior is learnt from the account's arms
     # (a thin arm is forecast at the account's rate); the allocator's stays the settings'.
     posteriors = _posteriors(history, decision, settings, rng, pooling=True)
