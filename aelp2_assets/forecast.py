@@ -105,6 +105,9 @@ class RecentCalibration:
 # per day (+-5%): a few weeks of days cannot support anything wilder.
 _SHAPE_BOUNDS = (1.0, 1000.0)
 _MAX_SLOPE = 0.05
+# No draw scales the posterior's expectation by more than e^5 (148 times) either way: beyond
+# that the history is broken (a glitch of clicks), not informative, and Poisson draws overflow.
+_MAX_LOG_MULTIPLIER = 5.0
 
 # Prior standard deviation of the drift per day. A trend fitted on a few weeks of noisy days
 # and extrapolated over a month mostly adds error (creatives that wear out are replaced, the
@@ -167,6 +170,7 @@ def recent_calibration(
     # A day without spend or without a click in the whole account says nothing of conversions
     # per click (clicks missing from an export; view-through conversions alone).
     daily = daily[(daily["expected"] > 0) & (daily["expected_given_clicks"] > 0)]
+    daily = daily[_ordinary_days(daily["conversions"], daily["expected_given_clicks"])]
     y, mu = daily["conversions"].to_numpy(float), daily["expected"].to_numpy(float)
     if len(daily) < min_days or y.sum() < 10:
         return None
@@ -196,6 +200,21 @@ def recent_calibration(
         days=len(daily),
         arm_click_curve=_arm_click_curve(recent, clicks_per_dollar, as_of),
     )
+
+
+def _ordinary_days(conversions: pd.Series, given_clicks: pd.Series) -> np.ndarray:
+    """Days whose conversions are within 8 robust standard deviations of their clicks x the
+    account's typical conversions per click (the median day's), in Pearson residuals: a day
+    of clicks or conversions gone wrong (a reporting glitch) is left out of the calibration."""
+    y, g = conversions.to_numpy(float), given_clicks.to_numpy(float)
+    converted = y > 0
+    if converted.sum() < 3:
+        return np.ones(len(y), bool)
+    typical = np.exp(np.median(np.log(y[converted] / g[converted])))
+    residual = (y - typical * g) / np.sqrt(typical * g)
+    deviation = np.abs(residual - np.median(residual))
+    scale = max(1.4826 * float(np.median(deviation)), 1.0)
+    return deviation <= 8.0 * scale
 
 
 def _arm_click_curve(
@@ -454,9 +473,10 @@ def _calibrated_days(
     days = np.arange(horizon, dtype=float)
     wander = np.cumsum(rng.normal(0.0, np.sqrt(LEVEL_DRIFT_VARIANCE), size=(n, horizon)), axis=1)
     shape = calibration.overdispersion_shape
-    multiplier = np.exp(level[:, None] + slope[:, None] * days + wander) * rng.gamma(
-        shape, 1.0 / shape, size=(n, horizon)
-    )
+    log_multiplier = level[:, None] + slope[:, None] * days + wander
+    multiplier = np.exp(
+        np.clip(log_multiplier, -_MAX_LOG_MULTIPLIER, _MAX_LOG_MULTIPLIER)
+    ) * rng.gamma(shape, 1.0 / shape, size=(n, horizon))
     return rng.poisson(multiplier[:, :, None] * expected.sum(axis=1)[:, None, :])
 
 

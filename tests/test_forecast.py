@@ -436,3 +436,29 @@ def test_days_with_spend_and_no_clicks_count_in_the_click_trend() -> None:
     assert fit is not None
     assert _click_curve_at(fit, "a", 5000.0) == pytest.approx(1 / 7, rel=0.15)
     assert _click_curve_at(fit, "b", 5000.0) < 0.001
+
+
+def test_a_glitch_of_clicks_or_conversions_neither_crashes_nor_collapses_the_bands() -> None:
+    # One day with 100,000 times the clicks (passes validation with impressions scaled), and
+    # one with ten times the conversions: the forecast still draws, and the day-to-day
+    # overdispersion stays that of the other days.
+    posteriors, history, as_of = _calibration_inputs(days=28, level=1.0, shape=50.0)
+    clean = recent_calibration(posteriors, history, as_of)
+    glitch = history["date"] == as_of - pd.Timedelta(days=20)
+    history.loc[glitch, "clicks"] *= 100_000
+    burst = history["date"] == as_of - pd.Timedelta(days=5)
+    history.loc[burst, "conversions"] *= 10
+
+    fit = recent_calibration(posteriors, history, as_of)
+
+    assert clean is not None and fit is not None
+    assert fit.overdispersion_shape > clean.overdispersion_shape / 3
+    draws = conversion_draws(
+        posteriors,
+        {"a": 5000.0, "b": 5000.0},
+        horizon_days=30,
+        draws=500,
+        rng=np.random.default_rng(4),
+        calibration=fit,
+    )
+    assert np.isfinite(draws).all()

@@ -22,8 +22,8 @@ def _history(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
 def test_budget_first_then_recent_spend_then_nothing(local_settings) -> None:
     arms = pd.DataFrame(
         {
-            "arm_id": ["budgeted", "exported", "young", "sporadic", "idle", "paused"],
-            "is_live": [True] * 5 + [False],
+            "arm_id": ["budgeted", "exported", "young", "launched", "sporadic", "idle", "paused"],
+            "is_live": [True] * 6 + [False],
         }
     )
     entities = pd.DataFrame(
@@ -36,12 +36,16 @@ def test_budget_first_then_recent_spend_then_nothing(local_settings) -> None:
     history = _history(
         [
             ("budgeted", 1, 900.0),
-            # 100 a day for a week, and 1,000 eight days ago (outside the 7 days): 100
-            *[("exported", days, 100.0) for days in range(7)],
-            ("exported", 7, 1000.0),
+            # 100 a day for the 7 whole days; 1,000 eight days ago (outside them) and 20 so far
+            # today (the decision date: partial for the Meta source)
+            *[("exported", days, 100.0) for days in range(1, 8)],
+            ("exported", 8, 1000.0),
+            ("exported", 0, 20.0),
             # first spent two days ago: over its two days, not a seventh of the total
-            ("young", 1, 300.0),
-            ("young", 0, 500.0),
+            ("young", 2, 300.0),
+            ("young", 1, 500.0),
+            # first spends today: nothing whole to go on
+            ("launched", 0, 200.0),
             # an old ad set spending on some days only: 700 over the seven days
             ("sporadic", 30, 50.0),
             ("sporadic", 5, 300.0),
@@ -58,6 +62,7 @@ def test_budget_first_then_recent_spend_then_nothing(local_settings) -> None:
         "budgeted": 2500.0,
         "exported": 100.0,
         "young": 400.0,
+        "launched": 0.0,
         "sporadic": 100.0,
         "idle": 0.0,
     }

@@ -168,17 +168,18 @@ def planned_daily_spend(
 ) -> dict[str, float]:
     """Each live arm's daily spend now: its current daily budget; without one (a file export
     carries none; campaign-budget and lifetime-budget ad sets have none), its spend per day
-    over the last ``RECENT_SPEND_DAYS`` to the decision date, or over the days since its first
-    spend when it is younger (days without spend count: an export's ad sets spend on some days
-    only); 0 when it spent nothing in them."""
+    over the ``RECENT_SPEND_DAYS`` whole days before the decision date (the Meta source's is
+    today so far), or over the days since its first spend when it is younger (days without
+    spend count: an export's ad sets spend on some days only); 0 when it spent nothing in
+    them."""
     live = arms.loc[arms["is_live"], "arm_id"].tolist()
     budgets = entities[entities["level"] == "adset"].set_index("object_id")["daily_budget"].dropna()
     spent = history[history["spend"] > 0]
     dates = pd.to_datetime(spent["date"])
-    window_start = pd.Timestamp(decision - dt.timedelta(days=RECENT_SPEND_DAYS - 1))
-    recent = spent[(dates >= window_start) & (dates <= pd.Timestamp(decision))]
-    first = dates.groupby(spent["adset_id"]).min().clip(lower=window_start)
-    days = (pd.Timestamp(decision) - first).dt.days + 1
+    window_start = pd.Timestamp(decision - dt.timedelta(days=RECENT_SPEND_DAYS))
+    recent = spent[(dates >= window_start) & (dates < pd.Timestamp(decision))]
+    first = dates[dates < pd.Timestamp(decision)].groupby(spent["adset_id"]).min()
+    days = (pd.Timestamp(decision) - first.clip(lower=window_start)).dt.days
     recent_spend = (recent.groupby("adset_id")["spend"].sum() / days).fillna(0.0)
     return {
         arm: to_major_units(int(budgets[arm]), settings.account_currency)
@@ -222,6 +223,11 @@ def cac_forecasts(
     # Whole days only: the days before the decision date (the Meta source's decision date is
     # today so far, whose low spend the click trend would read as a move along the curve).
     calibration = recent_calibration(posteriors, history, decision)
+    if calibration is None:
+        context.log.warning(
+            "forecast not calibrated: under 7 whole days with spend and clicks, or under 10"
+            " conversions, in the last 42; its bands rest on the posteriors alone"
+        )
     result = forecast_cac(
         posteriors[posteriors["arm_id"].isin(list(spend))],
         spend,
