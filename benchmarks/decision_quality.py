@@ -33,7 +33,9 @@ The policies:
 On day 45 the leading creative (the established live arm with the most conversions per dollar)
 of each policy's account gets a 40% cost shock. The figures, each a mean with the 10th-90th
 percentile range over seeds: cumulative CAC; CAC relative to equal split and to the oracle;
-the share of the equal-to-oracle gap captured (pooled: ratio of the mean CACs); precision@k and
+the share of the equal-to-oracle gap captured (pooled: ratio of the mean CACs); ours' CAC
+against each policy on the same seeds (mean difference, its 95% interval, and the share of
+seeds where ours is cheaper: "clearly better" is an interval that excludes 0); precision@k and
 recall@k of the policy's ranking against the 3 truly best live arms at the horizon, beside a
 random ranking and the ceiling; coverage of the p10-p90 bands and CRPS of ours' forecasts of
 next-day conversions and of the next 30 days' CAC, beside a forecast from the true parameters
@@ -572,6 +574,19 @@ def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
     return f"{fmt.format(np.mean(values))} [{fmt.format(p10)}, {fmt.format(p90)}]"
 
 
+def _paired(ours: np.ndarray, other: np.ndarray) -> str:
+    """Ours' CAC against another policy's on the same seeds: the mean relative difference with
+    its 95% interval (normal, over seeds), and the share of seeds where ours is cheaper."""
+    if len(ours) < 2 or np.array_equal(ours, other):
+        return "-"
+    difference = 100 * (ours / other - 1)
+    half_width = 1.96 * difference.std(ddof=1) / np.sqrt(len(difference))
+    return (
+        f"{difference.mean():+.1f}% (95% CI {difference.mean() - half_width:+.1f}%"
+        f" to {difference.mean() + half_width:+.1f}%), cheaper in {np.mean(difference < 0):.0%}"
+    )
+
+
 def summarise(results: list[RunResult], seconds: float) -> str:
     by = {p: [r for r in results if r.policy == p] for p in POLICIES}
     seeds = len(by["ours"])
@@ -588,10 +603,14 @@ def summarise(results: list[RunResult], seconds: float) -> str:
 
     for h in HORIZONS:
         lines.append(f"## {h} days")
-        lines.append("| policy | cumulative CAC | vs equal | vs oracle | gap captured (pooled) |")
-        lines.append("|---|---|---|---|---|")
+        lines.append(
+            "| policy | cumulative CAC | vs equal | vs oracle | gap captured (pooled)"
+            " | ours against it, same seeds |"
+        )
+        lines.append("|---|---|---|---|---|---|")
         eq = np.array([cac(r, h) for r in by["equal"]])
         orc = np.array([cac(r, h) for r in by["oracle"]])
+        ours = np.array([cac(r, h) for r in by["ours"]])
         for p in POLICIES:
             c = np.array([cac(r, h) for r in by[p]])
             vs_eq = 100 * (c / eq - 1)
@@ -601,7 +620,7 @@ def summarise(results: list[RunResult], seconds: float) -> str:
             lines.append(
                 f"| {p} | {_spread(list(c), '{:.2f}')} | {_spread(list(vs_eq), '{:+.1f}%')}"
                 f" | {_spread(list(vs_or), '{:+.1f}%')} | {gap:.0f}%"
-                f" (median per seed {np.nanmedian(per_seed):.0f}%) |"
+                f" (median per seed {np.nanmedian(per_seed):.0f}%) | {_paired(ours, c)} |"
             )
         lines.append("")
 
