@@ -508,6 +508,57 @@ def _to_rejects(problems: list[_Problem], text: pd.DataFrame, raw: pd.DataFrame)
     return rejects
 
 
+# --- meta_ad_entities ---------------------------------------------------------------------
+
+_ENTITY_LEVELS = ("campaign", "adset", "ad")
+_ENTITIES = pa.DataFrameSchema(
+    {
+        "level": pa.Column(checks=pa.Check.isin(_ENTITY_LEVELS)),
+        "object_id": pa.Column(),
+        "daily_budget": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+        "lifetime_budget": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+    },
+    unique=["level", "object_id"],
+    name="meta_ad_entities",
+)
+
+
+def checked_entities(entities: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The account's objects once each, and how many identical copies were dropped (a page of
+    an edge that repeats the page before). An object listed twice with different values (its
+    budget changed while the edge was paged), a level that is none of campaign, ad set and ad,
+    a missing id or a negative budget raise, naming the row, field and values."""
+    copies = entities.duplicated(keep="first")
+    unique = entities.loc[~copies]
+    try:
+        _ENTITIES.validate(unique, lazy=True)
+    except SchemaErrors as errors:
+        problems = "; ".join(_entity_problems(unique, errors.failure_cases))
+        raise ValueError(f"meta_ad_entities: {problems}; nothing was written") from None
+    return unique.reset_index(drop=True), int(copies.sum())
+
+
+def _entity_problems(entities: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
+    listed_twice = entities.duplicated(["level", "object_id"], keep=False)
+    problems = [
+        f"{level} {object_id} is listed {len(rows)} times (rows {', '.join(map(str, rows.index))})"
+        + "".join(
+            f", {field} {' and '.join(map(str, rows[field].astype(object).unique()))}"
+            for field in rows.columns
+            if rows[field].astype(object).nunique(dropna=False) > 1
+        )
+        for (level, object_id), rows in entities[listed_twice].groupby(["level", "object_id"])
+    ]
+    checks = cases["check"].astype(str).map(_check_name)
+    located = cases[cases["index"].notna() & (checks != "multiple_fields_uniqueness")]
+    problems += [
+        f"row {int(case['index'])} {case['column']} {case['failure_case']!r}:"
+        f" fails {_check_name(str(case['check']))}"
+        for _, case in located.iterrows()
+    ]
+    return problems
+
+
 # --- domain checks: each returns the failing rows, empty when the check passes ---------------
 
 

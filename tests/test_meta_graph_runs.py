@@ -265,3 +265,50 @@ def test_fake_meta_the_token_never_appears_in_anything_a_failed_run_wrote(
     assert TOKEN not in written
     assert TOKEN not in logs
     assert _warehouse(settings).read("raw_meta_metrics").empty
+
+
+def test_fake_meta_entity_pages_that_overlap_give_each_object_once(
+    fake_graph, fake_clock, token, tmp_path
+):
+    # Meta's next page of ads repeats two ads of the page before: the copies are dropped.
+    fake_graph.overlap_pages = True
+    settings = meta_settings(fake_graph, tmp_path, META_PAGE_LIMIT="25")
+    start, today = _days(settings, 3)
+
+    with dg.instance_for_test() as instance:
+        result = run_main_job(settings, start, today, instance)
+
+    assert result.success, _failure(result)
+    assert len(fake_graph.requests("ads")) > 2  # 49 ads in pages of 25 that overlap by 2
+    entities = _warehouse(settings).read("meta_ad_entities")
+    assert not entities.duplicated(["level", "object_id"]).any()
+    assert (entities["level"] == "ad").sum() == ADS
+
+
+def test_fake_meta_an_object_listed_twice_with_different_budgets_fails_before_any_write(
+    fake_graph, fake_clock, token, tmp_path
+):
+    # An ad set whose budget changed while its edge was being paged: there is no telling which
+    # budget is right, so nothing is decided from either.
+    adset = fake_graph.ads[3].adset_id
+    listed = fake_graph.entities
+
+    def listed_twice(edge: str) -> list[dict]:
+        objects = listed(edge)
+        if edge == "adsets":
+            changed = next(o for o in objects if o["id"] == adset)
+            objects.append({**changed, "daily_budget": "3500"})
+        return objects
+
+    fake_graph.entities = listed_twice
+    settings = meta_settings(fake_graph, tmp_path)
+    start, today = _days(settings, 2)
+
+    with dg.instance_for_test() as instance:
+        result = run_main_job(settings, start, today, instance)
+
+    assert not result.success
+    failure = _failure(result)
+    assert adset in failure and "daily_budget" in failure and "3500" in failure
+    assert _warehouse(settings).read("meta_ad_entities").empty
+    assert _warehouse(settings).read("budget_allocations").empty

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from aelp2_assets import tables
 from aelp2_assets.validation import (
     ValidatedMetrics,
+    checked_entities,
     clicks_above_impressions,
     duplicate_keys,
     negative_spend,
@@ -579,3 +580,35 @@ def test_rows_with_and_without_placement_breakdown_for_one_ad_and_day_are_all_re
     assert set(rejected["field"]) == {"publisher_platform"}
     assert "placement breakdown" in rejected["reason"].iloc[0]
     assert list(result.valid["ad_id"]) == ["999"]
+
+
+def test_entities_with_a_bad_level_id_or_budget_are_refused_naming_row_field_and_value() -> None:
+    entities = pd.DataFrame(
+        {
+            "level": ["campaign", "adset", "adgroup", "ad"],
+            "object_id": ["1", "2", "3", None],
+            "daily_budget": pd.array([None, -500, None, None], dtype="Int64"),
+            "lifetime_budget": pd.array([None] * 4, dtype="Int64"),
+        }
+    )
+
+    with pytest.raises(ValueError) as refused:
+        checked_entities(entities)
+
+    message = str(refused.value)
+    assert "row 1 daily_budget -500" in message
+    assert "row 2 level 'adgroup'" in message
+    assert "row 3 object_id None" in message
+    assert "row 0" not in message
+
+
+def test_entities_listed_twice_identically_are_kept_once() -> None:
+    adset = {"level": "adset", "object_id": "2", "daily_budget": 2000, "lifetime_budget": None}
+    entities = pd.DataFrame([adset, adset, {**adset, "object_id": "3"}]).astype(
+        {"daily_budget": "Int64", "lifetime_budget": "Int64"}
+    )
+
+    unique, copies = checked_entities(entities)
+
+    assert copies == 1
+    assert unique["object_id"].tolist() == ["2", "3"]

@@ -10,6 +10,7 @@ from aelp2_assets.resources.settings import Aelp2Settings
 from aelp2_assets.resources.sources import InsightsSource
 from aelp2_assets.resources.warehouse import WarehouseResource
 from aelp2_assets.tables import RAW_KEY
+from aelp2_assets.validation import checked_entities
 
 
 def partition_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -97,10 +98,14 @@ def meta_ad_entities(
             f" AELP2_ACCOUNT_TIMEZONE is {settings.account_timezone!r}; partitions would be"
             " the wrong days"
         )
+    entities, copies = checked_entities(entities)
+    if copies:
+        context.log.info(f"dropped {copies} identical copies of objects (overlapping pages)")
     context.log.info(f"{len(entities)} objects as of {as_of}")
     context.add_output_metadata(
         {
             "dagster/row_count": len(entities),
+            "identical_copies_dropped": copies,
             "as_of": str(as_of),
             "ad_sets": int((entities["level"] == "adset").sum()),
             "preview": markdown_preview(entities),
