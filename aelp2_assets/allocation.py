@@ -188,8 +188,11 @@ def allocate_from_history(
     yet delivering; each enters at the launch share on its prior. ``rng``: a seeded
     generator; the same inputs and seed give the same budgets. Returns the ``Allocation``
     (budgets in ``table.budget_minor``: integer minor units, at most
-    ``settings.budget_minor`` in all).
+    ``settings.budget_minor`` in all). A history the model cannot read raises, naming the row,
+    field and value (``validation.check_history``).
     """
+    if isinstance(new_arms, str):
+        raise TypeError(f"new_arms is a list of ad set ids, not the text {new_arms!r}")
     arms = arm_parameters(
         history,
         decision_date,
@@ -202,6 +205,11 @@ def allocate_from_history(
         pooling=settings.pooling,
         fatigue=settings.fatigue,
     )
+    if arms.empty:
+        raise ValueError(
+            f"history holds no row dated on or before {decision_date} and there are no new_arms:"
+            " no ad set to allocate to"
+        )
     arms = arms_for_allocation(arms, decision_date, current_budgets, previous_decisions)
     return allocate_budget(
         arms,

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from aelp2_assets.placements import CHANNELS, PLACEMENT_PROFILES
+from aelp2_assets.validation import check_history
 
 # Pseudo-clicks of the prior on clicks per dollar (see the module docstring).
 CLICK_PRIOR_CLICKS = 5.0
@@ -226,10 +227,12 @@ def _checked_frame(
     cost_half_life_days: float,
     fatigue: bool = False,
 ) -> pd.DataFrame:
-    """The prepared rows of ``history``, after checking it has the columns the model reads."""
+    """The prepared rows of ``history``, after checking it has the columns the model reads,
+    with values it can read (``validation.check_history``)."""
     missing = [column for column in _NEEDED if column not in history.columns]
     if missing:
         raise ValueError(f"history lacks the columns {missing}")
+    check_history(history)
     return _prepared(history, decision_date, half_life_days, cost_half_life_days, fatigue)
 
 
