@@ -5,19 +5,26 @@ The replay, for each of the last ``decision_days`` decision days ``d`` whose fol
 
 1. Fit the posterior (``fit_posteriors``, as ``creative_posteriors`` does) on the rows dated
    ``d - history_days .. d``, and allocate on it (``arms_for_allocation`` + ``allocate_budget``, as
-   ``budget_allocations`` does: Thompson shares under the lifecycle rules).
+   ``budget_allocations`` does: Thompson shares under the lifecycle rules). The lifecycle goes
+   on from the previous replayed day's allocation, as ``budget_allocations`` goes on from its
+   previous decisions (a sunset ad set is phased down day by day); the first day starts afresh.
 2. Take the arms' realised outcomes over days ``d+1 .. d+horizon_days``. The eligible arms are
    those live at ``d`` with at least ``min_spend`` of realised spend in that window.
 3. Winners: the top ``n_winners`` eligible arms by realised conversions per dollar. The model's
    ranking: the eligible arms by posterior expected CAC at ``d`` (ties by median CAC).
    Precision@5/@10, recall@5 and F1@5 (of precision@5 and recall@5), each beside a random
-   ranking's expectation and the best any ranking can reach (``evaluation``). A ``k`` larger
-   than the eligible arms of every day is "not estimable: only N arms".
+   ranking's expectation and the best any ranking can reach (``evaluation``), averaged over
+   the days that can measure them: more than ``k`` eligible arms (a ``k`` that ranks every
+   arm measures nothing) and winners that are determined, i.e. at least ``n_winners``
+   eligible arms converted (else the last winners are ties at 0 conversions). With no such
+   day the figure is "not estimable" and says why.
 4. Money figures: each eligible arm's realised per-dollar rates (conversions, purchase value,
    clicks) are re-weighted by the model's allocation shares (renormalised over the eligible
    arms) and, for the baseline, by equal shares, at the window's realised total spend. CAC,
-   ROAS, CVR and spend efficiency (the share of spend on the window's winners) pooled over
-   the days; "logged" is what the account's actual spend got.
+   ROAS and CVR pooled over the days with at least 2 eligible arms, spend efficiency (the
+   share of spend on the window's winners) over the days with more eligible arms than
+   ``n_winners`` (with fewer, every arm is a winner); "logged" is what the account's actual
+   spend got.
 
 This is a replay on logged outcomes at the spend that actually happened: no counterfactual
 delivery. Re-weighting assumes an arm's conversions per dollar would have stayed what was
@@ -106,14 +113,20 @@ def weighted_outcomes(outcomes: pd.DataFrame, shares: pd.Series) -> dict[str, fl
 
 
 def replay_day(
-    history: pd.DataFrame, decision: dt.date, settings: ReplaySettings, rng: np.random.Generator
-) -> dict | None:
-    """One decision day of the replay (see the module docstring); None without eligible arms."""
+    history: pd.DataFrame,
+    decision: dt.date,
+    settings: ReplaySettings,
+    rng: np.random.Generator,
+    previous_decisions: pd.DataFrame | None = None,
+) -> tuple[dict | None, pd.DataFrame | None]:
+    """One decision day of the replay (see the module docstring): its row (None without
+    eligible arms) and its allocation table with decision_date (None without history), which
+    the next day's lifecycle goes on from as ``previous_decisions``."""
     frame = _daily(history)
     since = pd.Timestamp(decision) - pd.Timedelta(days=settings.history_days)
     past = frame[(frame["date"] <= pd.Timestamp(decision)) & (frame["date"] >= since)]
     if past.empty:
-        return None
+        return None, None
     posteriors = fit_posteriors(
         past,
         decision,
@@ -123,13 +136,21 @@ def replay_day(
         live_window_days=settings.live_window_days,
         rng=rng,
     )
+    allocation = allocate_budget(
+        arms_for_allocation(posteriors, decision, previous_decisions=previous_decisions),
+        budget_minor=settings.budget_minor,
+        min_budget_minor=settings.min_budget_minor,
+        rng=rng,
+        draws=settings.draws,
+    ).table.assign(decision_date=pd.Timestamp(decision))
     arms = posteriors[(posteriors["placement"] == "all") & posteriors["is_live"]]
     outcomes = realised_outcomes(frame, decision, settings.horizon_days)
     outcomes = outcomes[outcomes["spend"] >= max(settings.min_spend, 1e-9)]
     outcomes = outcomes[outcomes.index.isin(arms["arm_id"])]
     if outcomes.empty:
-        return None
+        return None, allocation
     eligible = outcomes.index.tolist()
+    converting = int((outcomes["conversions"].fillna(0) > 0).sum())
 
     per_dollar = (outcomes["conversions"].fillna(0) / outcomes["spend"]).sort_index()
     winners = per_dollar.sort_values(ascending=False, kind="stable").index[: settings.n_winners]
@@ -139,14 +160,7 @@ def replay_day(
         .tolist()
     )
 
-    allocation = allocate_budget(
-        arms_for_allocation(posteriors, decision),
-        budget_minor=settings.budget_minor,
-        min_budget_minor=settings.min_budget_minor,
-        rng=rng,
-        draws=settings.draws,
-    ).table.set_index("arm_id")["share"]
-    model_shares = allocation.reindex(eligible).fillna(0.0)
+    model_shares = allocation.set_index("arm_id")["share"].reindex(eligible).fillna(0.0)
     if model_shares.sum() > 0:
         model_shares = model_shares / model_shares.sum()
     else:  # the model funded none of the arms that then spent: it could not be told apart
@@ -154,9 +168,14 @@ def replay_day(
     equal_shares = pd.Series(1.0 / len(eligible), index=eligible)
     logged_shares = outcomes["spend"] / outcomes["spend"].sum()
 
-    row: dict = {"decision_date": pd.Timestamp(decision), "eligible_arms": len(eligible)}
+    row: dict = {
+        "decision_date": pd.Timestamp(decision),
+        "eligible_arms": len(eligible),
+        "converting_arms": converting,
+    }
     for k in sorted({*RANKING_KS, RECALL_K}):
-        if len(eligible) < k:
+        # k must leave an arm out, and fewer converting arms than winners leave ties at 0
+        if len(eligible) <= k or converting < settings.n_winners:
             continue
         score = precision_recall_at_k(ranked, list(winners), k, len(eligible))
         row[f"precision_at_{k}"] = score.precision
@@ -173,15 +192,39 @@ def replay_day(
         row[f"{name}_value"] = bought["value"]
         row[f"{name}_clicks"] = bought["clicks"]
         row[f"{name}_winner_share"] = float(shares.reindex(winners).fillna(0).sum())
-    return row
+    return row, allocation
 
 
 def replay(
     history: pd.DataFrame, settings: ReplaySettings, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """One row per decision day of the replay (``replay_day``), in date order."""
-    rows = [replay_day(history, day, settings, rng) for day in decision_days(history, settings)]
+    """One row per decision day of the replay (``replay_day``), in date order; each day's
+    lifecycle goes on from the previous replayed day's allocation."""
+    rows, previous = [], None
+    for day in decision_days(history, settings):
+        row, allocation = replay_day(history, day, settings, rng, previous)
+        previous = allocation if allocation is not None else previous
+        rows.append(row)
     return pd.DataFrame([row for row in rows if row is not None])
+
+
+def _arms(n: int) -> str:
+    return f"{n} arm{'' if n == 1 else 's'}"
+
+
+def _not_ranked(days: pd.DataFrame, k: int, n_winners: int) -> str:
+    """Why no decision day measures a ranking at ``k`` (see ``replay_day``)."""
+    if days.empty:
+        return "not estimable: no decision day to replay"
+    wide = days[days["eligible_arms"] > k]
+    if wide.empty:
+        most = int(days["eligible_arms"].max())
+        return f"not estimable: needs more than {k} eligible arms; at most {most}"
+    most = int(wide["converting_arms"].max())
+    return (
+        f"not estimable: the winners tie at 0 conversions (needs {_arms(n_winners)} with"
+        f" conversions; at most {most})"
+    )
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -202,11 +245,11 @@ def summarize(days: pd.DataFrame, settings: ReplaySettings) -> tuple[dict, pd.Da
     }
     figures: list[dict] = []
     most = row["max_eligible_arms"]
-    only = f"not estimable: only {most} arm{'' if most == 1 else 's'}"
+    only = f"not estimable: only {_arms(most)}"
 
     def ranking(figure: str, column: str, k: int) -> None:
         if column not in days.columns or days[column].isna().all():
-            note = only if len(days) else "not estimable: no decision day to replay"
+            note = _not_ranked(days, k, settings.n_winners)
             row[column] = row[f"random_{column}"] = row[f"ceiling_{column}"] = nan
             figures.append({"figure": figure, "model": nan, "baseline": nan, "ceiling": nan,
                             "logged": nan, "note": note})  # fmt: skip
@@ -268,12 +311,18 @@ def summarize(days: pd.DataFrame, settings: ReplaySettings) -> tuple[dict, pd.Da
             "ceiling": nan, "logged": values["logged"],
             "note": note or f"{what}, pooled; baseline = equal allocation",
         })  # fmt: skip
+    judged = compared[compared["eligible_arms"] > settings.n_winners] if len(days) else days
+    if not why and judged.empty:  # every arm a winner: any allocation puts all on winners
+        why = (
+            f"not estimable: needs more eligible arms than the {settings.n_winners} winners;"
+            f" at most {most}"
+        )
     if why:
         efficiency = {who: nan for who in totals}
     else:
         efficiency = {
-            who: float((compared[f"{who}_winner_share"] * compared[f"{who}_spend"]).sum()
-                       / compared[f"{who}_spend"].sum())
+            who: float((judged[f"{who}_winner_share"] * judged[f"{who}_spend"]).sum()
+                       / judged[f"{who}_spend"].sum())
             for who in totals
         }  # fmt: skip
     row["model_spend_efficiency"] = efficiency["model"]
