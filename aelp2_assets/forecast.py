@@ -151,7 +151,8 @@ def recent_calibration(
     conversions_per_click = arms["conv_shape"] / arms["conv_rate"]
     as_of = pd.Timestamp(as_of)
     dates = pd.to_datetime(history["date"])
-    recent = history[(dates < as_of) & (dates >= as_of - pd.Timedelta(days=window_days))]
+    in_window = (dates < as_of) & (dates >= as_of - pd.Timedelta(days=window_days))
+    recent = history.loc[in_window, ["date", "adset_id", "spend", "clicks", "conversions"]]
     recent = recent[recent["adset_id"].isin(arms.index)]
     if recent.empty:
         return None

@@ -174,7 +174,7 @@ def planned_daily_spend(
     them."""
     live = arms.loc[arms["is_live"], "arm_id"].tolist()
     budgets = entities[entities["level"] == "adset"].set_index("object_id")["daily_budget"].dropna()
-    spent = history[history["spend"] > 0]
+    spent = history.loc[history["spend"] > 0, ["date", "adset_id", "spend"]]
     dates = pd.to_datetime(spent["date"])
     window_start = pd.Timestamp(decision - dt.timedelta(days=RECENT_SPEND_DAYS))
     recent = spent[(dates >= window_start) & (dates < pd.Timestamp(decision))]
