@@ -269,12 +269,12 @@ def sample_conversions_per_dollar(
         1.0 / posteriors["click_rate"].to_numpy(float),
         size=size,
     )
-    conversions = rng.gamma(
+    clicks *= rng.gamma(  # in place: three arrays of draws x rows at once were the fit's peak
         posteriors["conv_shape"].to_numpy(float),
         1.0 / posteriors["conv_rate"].to_numpy(float),
         size=size,
     )
-    return clicks * conversions
+    return clicks
 
 
 def expected_conversions_per_dollar(posteriors: pd.DataFrame) -> np.ndarray:
@@ -316,19 +316,19 @@ def _prepared(
     cost_half_life: float,
     fatigue: bool = False,
 ) -> pd.DataFrame:
-    """The columns the model reads, typed, with each row's age and its decay-weighted volumes
-    (``w_``: for conversions per click; ``cost_``: for clicks per dollar), and (with
-    ``fatigue``) its spend restated at the arm's current wear (``_wear_exposure``)."""
+    """The columns the model reads, summed per arm, channel and day (the rows of ads and
+    placements within them say nothing more, and 1.8 million of them as Python objects held
+    about 1 GB), typed, with each day's age and its decay-weighted volumes (``w_``: for
+    conversions per click; ``cost_``: for clicks per dollar), and (with ``fatigue``) its spend
+    restated at the arm's current wear (``_wear_exposure``)."""
     dates = pd.to_datetime(history["date"]).dt.normalize()
-    age = (pd.Timestamp(decision_date) - dates).dt.days.to_numpy()
-    keep = age >= 0
-
-    frame = pd.DataFrame(
+    keep = (dates <= pd.Timestamp(decision_date)).to_numpy()
+    rows = pd.DataFrame(
         {
-            "arm_id": history["adset_id"].to_numpy(),
-            "channel": history["channel"].to_numpy(),
-            "date": dates.to_numpy(),
-            "age": age,
+            # categories: grouping text keys turns each of the 1.8 million into a Python string
+            "arm_id": history["adset_id"].astype("category"),
+            "channel": history["channel"].astype("category"),
+            "date": dates,
             "spend": pd.to_numeric(history["spend"]).to_numpy(float),
             "clicks": pd.to_numeric(history["clicks"]).to_numpy(float),
             "conversions": pd.to_numeric(history["conversions"]).to_numpy(float),
@@ -339,8 +339,14 @@ def _prepared(
             ),
         }
     )[keep]
-    weight = _decay(age[keep], half_life)
-    cost_weight = _decay(age[keep], cost_half_life)
+    daily = rows.groupby(["arm_id", "channel", "date"], sort=True, observed=True).sum()
+    frame = daily.reset_index()
+    frame["arm_id"] = frame["arm_id"].to_numpy(object)
+    frame["channel"] = frame["channel"].to_numpy(object)
+    age = (pd.Timestamp(decision_date) - frame["date"]).dt.days.to_numpy()
+    frame.insert(3, "age", age)
+    weight = _decay(age, half_life)
+    cost_weight = _decay(age, cost_half_life)
     for column in ("spend", "clicks", "conversions"):
         frame[f"w_{column}"] = frame[column].to_numpy() * weight
     for column in ("spend", "clicks"):
