@@ -367,6 +367,19 @@ def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> N
     assert next_day.mean() == pytest.approx(18_706 + 30, rel=0.01)
 
 
+def _draws_are_finite(posteriors: pd.DataFrame, fit: RecentCalibration, seed: int) -> bool:
+    """Whether 30 days of calibrated draws for two ad sets at 5,000 a day are all finite."""
+    draws = conversion_draws(
+        posteriors,
+        {"a": 5000.0, "b": 5000.0},
+        horizon_days=30,
+        draws=500,
+        rng=np.random.default_rng(seed),
+        calibration=fit,
+    )
+    return bool(np.isfinite(draws).all())
+
+
 def test_a_day_without_clicks_is_left_out_of_the_calibration() -> None:
     # View-through conversions on a day whose clicks are 0 everywhere (or missing from an
     # export): that day says nothing of conversions per click and must not break the fit.
@@ -377,15 +390,7 @@ def test_a_day_without_clicks_is_left_out_of_the_calibration() -> None:
 
     assert fit is not None and fit.days == 27
     assert abs(np.exp(fit.log_level) - 0.6) < 0.1
-    draws = conversion_draws(
-        posteriors,
-        {"a": 5000.0, "b": 5000.0},
-        horizon_days=30,
-        draws=500,
-        rng=np.random.default_rng(2),
-        calibration=fit,
-    )
-    assert np.isfinite(draws).all()
+    assert _draws_are_finite(posteriors, fit, seed=2)
 
 
 def test_one_odd_day_does_not_widen_the_level() -> None:
@@ -453,12 +458,4 @@ def test_a_glitch_of_clicks_or_conversions_neither_crashes_nor_collapses_the_ban
 
     assert clean is not None and fit is not None
     assert fit.overdispersion_shape > clean.overdispersion_shape / 3
-    draws = conversion_draws(
-        posteriors,
-        {"a": 5000.0, "b": 5000.0},
-        horizon_days=30,
-        draws=500,
-        rng=np.random.default_rng(4),
-        calibration=fit,
-    )
-    assert np.isfinite(draws).all()
+    assert _draws_are_finite(posteriors, fit, seed=4)

@@ -60,6 +60,13 @@ def _days(settings: Aelp2Settings, count: int) -> tuple[dt.date, dt.date]:
     return today - dt.timedelta(days=count - 1), today
 
 
+def _run_days(settings: Aelp2Settings, count: int) -> dg.ExecuteInProcessResult:
+    """The main job over the last ``count`` days, as a schedule tick runs it."""
+    start, today = _days(settings, count)
+    with dg.instance_for_test() as instance:
+        return run_main_job(settings, start, today, instance)
+
+
 def _warehouse(settings: Aelp2Settings) -> DuckDBWarehouse:
     return DuckDBWarehouse(database=settings.duckdb_path, dataset=settings.dataset)
 
@@ -144,10 +151,7 @@ def test_fake_meta_an_expired_token_fails_clearly_writes_nothing_and_is_not_retr
 ):
     fake_graph.fail("debug_token", "token_expired_190_463", times=2)
     settings = meta_settings(fake_graph, tmp_path)
-    start, today = _days(settings, 3)
-
-    with dg.instance_for_test() as instance:
-        result = run_main_job(settings, start, today, instance)
+    result = _run_days(settings, 3)
 
     assert not result.success
     message = _failure(result)
@@ -171,10 +175,7 @@ def test_fake_meta_an_account_unlike_the_settings_fails_before_any_write(
 ):
     fake_graph.account[field] = value
     settings = meta_settings(fake_graph, tmp_path)
-    start, today = _days(settings, 2)
-
-    with dg.instance_for_test() as instance:
-        result = run_main_job(settings, start, today, instance)
+    result = _run_days(settings, 2)
 
     assert not result.success
     assert setting in _failure(result) and repr(value) in _failure(result)
@@ -273,10 +274,7 @@ def test_fake_meta_entity_pages_that_overlap_give_each_object_once(
     # Meta's next page of ads repeats two ads of the page before: the copies are dropped.
     fake_graph.overlap_pages = True
     settings = meta_settings(fake_graph, tmp_path, META_PAGE_LIMIT="25")
-    start, today = _days(settings, 3)
-
-    with dg.instance_for_test() as instance:
-        result = run_main_job(settings, start, today, instance)
+    result = _run_days(settings, 3)
 
     assert result.success, _failure(result)
     assert len(fake_graph.requests("ads")) > 2  # 49 ads in pages of 25 that overlap by 2
@@ -302,10 +300,7 @@ def test_fake_meta_an_object_listed_twice_with_different_budgets_fails_before_an
 
     fake_graph.entities = listed_twice
     settings = meta_settings(fake_graph, tmp_path)
-    start, today = _days(settings, 2)
-
-    with dg.instance_for_test() as instance:
-        result = run_main_job(settings, start, today, instance)
+    result = _run_days(settings, 2)
 
     assert not result.success
     failure = _failure(result)

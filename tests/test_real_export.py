@@ -3,6 +3,7 @@ stop it. Expected figures were checked by hand from the CSV with awk, not by thi
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -217,9 +218,8 @@ def test_an_identical_copy_of_a_row_is_dropped_and_counted(tmp_path):
     assert any("4 raw rows -> 3 valid" in m and "1 identical copies" in m for m in logs)
 
 
-def test_the_demo_command_refuses_a_row_without_a_date_in_one_line(tmp_path, monkeypatch):
-    export = tmp_path / "export.jsonl"
-    _write(export, [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "date_start": None}])
+def _use_file_source(monkeypatch, export: Path, tmp_path: Path) -> None:
+    """The demo command's environment for ``export`` from 2024-03-01, DuckDB under tmp_path."""
     environ = {
         "AELP2_SOURCE": "file",
         "AELP2_SOURCE_FILE": str(export),
@@ -228,6 +228,12 @@ def test_the_demo_command_refuses_a_row_without_a_date_in_one_line(tmp_path, mon
     }
     for variable, value in environ.items():
         monkeypatch.setenv(variable, value)
+
+
+def test_the_demo_command_refuses_a_row_without_a_date_in_one_line(tmp_path, monkeypatch):
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "date_start": None}])
+    _use_file_source(monkeypatch, export, tmp_path)
     with pytest.raises(SystemExit) as refusal:
         main(["--days", "1"])
     assert str(refusal.value) == (
@@ -274,14 +280,7 @@ def test_the_demo_command_says_the_push_did_not_run_after_a_blocking_check(
 ):
     export = tmp_path / "export.jsonl"
     _write(export, [_good_row("2024-03-01", 1), {**_good_row("2024-03-01", 2), "spend": "abc"}])
-    environ = {
-        "AELP2_SOURCE": "file",
-        "AELP2_SOURCE_FILE": str(export),
-        "AELP2_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-        "AELP2_PARTITION_START_DATE": "2024-03-01",
-    }
-    for variable, value in environ.items():
-        monkeypatch.setenv(variable, value)
+    _use_file_source(monkeypatch, export, tmp_path)
 
     assert main(["--days", "1"]) == 1
 
