@@ -126,6 +126,25 @@ def _clicks_within_impressions(frame: pd.DataFrame) -> pd.Series:
     return ~(frame["clicks"] > frame["impressions"])
 
 
+# From this many clicks a row's clicks and conversions are too many to be noise: a spend of 0
+# is a reporting error, not sub-cent billing (the 2017 export's cheapest click cost $0.18),
+# and more conversions than clicks is (view-through conversions above clicks there come on 0-2
+# clicks; on 10 or more its highest rate is 100%). Either moves budget to the ad set it hits.
+MIN_CLICKS_FOR_RATES = 10
+
+
+def _conversions_within_clicks(frame: pd.DataFrame) -> pd.Series:
+    """True unless a row with ``MIN_CLICKS_FOR_RATES`` clicks has more conversions."""
+    many = frame["clicks"] >= MIN_CLICKS_FOR_RATES
+    return ~(many & (frame["conversions"] > frame["clicks"])).fillna(False).astype(bool)
+
+
+def _clicks_paid_for(frame: pd.DataFrame) -> pd.Series:
+    """True unless a row with ``MIN_CLICKS_FOR_RATES`` clicks spent nothing."""
+    many = frame["clicks"] >= MIN_CLICKS_FOR_RATES
+    return ~(many & (frame["spend"] == 0)).fillna(False).astype(bool)
+
+
 def _daily_row(frame: pd.DataFrame) -> pd.Series:
     """True unless both dates are ISO dates and differ (a multi-day row, not a daily one)."""
     both_iso = _iso_dates(frame["date_start"]) & _iso_dates(frame["date_stop"])
@@ -167,6 +186,8 @@ _RULES = pa.DataFrameSchema(
     },
     checks=[
         pa.Check(_clicks_within_impressions, name="clicks_within_impressions"),
+        pa.Check(_conversions_within_clicks, name="conversions_within_clicks"),
+        pa.Check(_clicks_paid_for, name="clicks_paid_for"),
         pa.Check(_daily_row, name="daily_row"),
     ],
     name="raw_meta_metrics_rules",
@@ -220,6 +241,16 @@ class ValidatedMetrics(pa.DataFrameModel):
     def _clicks_within_impressions(cls, frame: pd.DataFrame) -> Series[bool]:
         """A click needs an impression."""
         return frame["clicks"] <= frame["impressions"]
+
+    @pa.dataframe_check(name="conversions_within_clicks")
+    def _conversions_within_clicks(cls, frame: pd.DataFrame) -> Series[bool]:
+        """No more conversions than ``MIN_CLICKS_FOR_RATES`` or more clicks."""
+        return _conversions_within_clicks(frame)
+
+    @pa.dataframe_check(name="clicks_paid_for")
+    def _clicks_paid_for(cls, frame: pd.DataFrame) -> Series[bool]:
+        """``MIN_CLICKS_FOR_RATES`` or more clicks cost money."""
+        return _clicks_paid_for(frame)
 
     @pa.dataframe_check(name="channel_of_position")
     def _channel_of_position(cls, frame: pd.DataFrame) -> Series[bool]:
@@ -436,6 +467,23 @@ def _clicks_problem(position: int, work: pd.DataFrame) -> _Problem:
     return _Problem(position, "clicks", clicks, f"clicks {clicks} exceed impressions {impressions}")
 
 
+def _conversions_problem(position: int, work: pd.DataFrame) -> _Problem:
+    """The reject for a row with more conversions than its many clicks."""
+    conversions, clicks = work.at[position, "conversions"], work.at[position, "clicks"]
+    reason = (
+        f"conversions {conversions} exceed clicks {clicks}: above 100% on"
+        f" {MIN_CLICKS_FOR_RATES} or more clicks is a reporting error"
+    )
+    return _Problem(position, "actions", conversions, reason)
+
+
+def _unpaid_clicks_problem(position: int, work: pd.DataFrame) -> _Problem:
+    """The reject for a row with many clicks and no spend."""
+    spend, clicks = work.at[position, "spend"], work.at[position, "clicks"]
+    reason = f"spend {spend} with {clicks} clicks: {MIN_CLICKS_FOR_RATES} or more clicks cost money"
+    return _Problem(position, "spend", spend, reason)
+
+
 def _daily_problem(position: int, work: pd.DataFrame) -> _Problem:
     """The reject for a row that covers more than one day."""
     start, stop = work.at[position, "date_start"], work.at[position, "date_stop"]
@@ -445,6 +493,8 @@ def _daily_problem(position: int, work: pd.DataFrame) -> _Problem:
 
 _FRAME_RULES: dict[str, Callable[[int, pd.DataFrame], _Problem]] = {
     "clicks_within_impressions": _clicks_problem,
+    "conversions_within_clicks": _conversions_problem,
+    "clicks_paid_for": _unpaid_clicks_problem,
     "daily_row": _daily_problem,
 }
 
@@ -561,16 +611,31 @@ _PROBLEMS = {
     "finite": "is not finite",
     "isin": "is not one of the allowed values",
     "account_local_day": "is not a day without a time zone (a date, or text YYYY-MM-DD)",
+    "conversions_within_clicks": (
+        f"exceeds the row's clicks, {MIN_CLICKS_FOR_RATES} or more (a reporting error)"
+    ),
+    "clicks_paid_for": f"is nothing for {MIN_CLICKS_FOR_RATES} or more clicks (a reporting error)",
 }
 _MOST_PROBLEMS_NAMED = 10
+# The field a check of a whole row is reported against.
+_ROW_CHECK_FIELDS = {"conversions_within_clicks": "conversions", "clicks_paid_for": "spend"}
 
 
 def _row_problems(cases: pd.DataFrame) -> list[str]:
     """pandera failure cases as "row R field 'value' is ..." (the first ten, and how many
     more)."""
-    # A value that does not coerce also fails the dtype check after it: one problem, not two.
-    dtype = cases["check"].astype(str).str.startswith("dtype(")
-    located = cases[cases["index"].notna() & ~dtype].drop_duplicates(["index", "column", "check"])
+    # A value that does not coerce also fails the dtype check after it: one problem, not two;
+    # a check of the row names the row once, by the field it judges.
+    checks = cases["check"].astype(str)
+    dtype = checks.str.startswith("dtype(")
+    names = checks.map(_check_name)
+    of_row = names.isin(list(_ROW_CHECK_FIELDS))
+    one_field = ~of_row | (cases["column"] == names.map(_ROW_CHECK_FIELDS))
+    located = (
+        cases[cases["index"].notna() & ~dtype & one_field]
+        .drop_duplicates(["index", "column", "check"])
+        .sort_values("index", kind="stable")
+    )
     problems = [
         f"row {case['index']} {case['column']} {case['failure_case']!r}"
         f" {_PROBLEMS.get(_check_name(str(case['check'])), 'fails ' + str(case['check']))}"
@@ -617,6 +682,10 @@ _HISTORY = pa.DataFrameSchema(
             "float64", pa.Check.ge(0), nullable=True, coerce=True, required=False
         ),
     },
+    checks=[
+        pa.Check(_conversions_within_clicks, name="conversions_within_clicks"),
+        pa.Check(_clicks_paid_for, name="clicks_paid_for"),
+    ],
     name="history",
 )
 _HISTORY_ROWS_AT_ONCE = 200_000

@@ -50,6 +50,8 @@ def _allocate(history: pd.DataFrame, **options: object) -> pd.Series:
         ("conversions", -1, "row 40 conversions -1.0 is negative"),
         ("adset_id", None, "row 40 adset_id None is missing"),
         ("date", "15/03/2025", "row 40 date '15/03/2025' is not a day without a time zone"),
+        ("conversions", 501, "row 40 conversions 501.0 exceeds the row's clicks, 10 or more"),
+        ("spend", 0.0, "row 40 spend 0.0 is nothing for 10 or more clicks"),
         (
             "date",
             pd.Timestamp("2025-03-15", tz="Asia/Tokyo"),

@@ -190,6 +190,13 @@ BAD_INPUTS = [
         f"actions {PURCHASE} value 'three' is not a number",
     ),
     ({"actions": actions_json({PURCHASE: "-1"})}, "actions", "-1", "is negative"),
+    (
+        {"actions": actions_json({PURCHASE: "50"})},
+        "actions",
+        "50",
+        "conversions 50 exceed clicks 20",
+    ),
+    ({"spend": "0"}, "spend", "0", "spend 0 with 20 clicks"),
     ({"action_values": actions_json({PURCHASE: "x"})}, "action_values", "x", "not a number"),
     ({"date_start": "03/04/2025"}, "date_start", "03/04/2025", "is not an ISO date"),
     ({"date_start": "20250304"}, "date_start", "20250304", "is not an ISO date"),
@@ -214,6 +221,22 @@ def test_bad_input_is_rejected_with_row_field_and_value(
     assert reason in reject["reason"]
     assert reject["date"] == raw.loc[1, "date_start"]
     assert list(result.valid["ad_id"]) == ["a1", "a3"]
+
+
+def test_few_clicks_may_carry_view_through_conversions_or_cost_under_a_cent() -> None:
+    # As in the real 2017 export: 2 conversions on 1 click; Meta bills 3 clicks at under a cent.
+    raw = raw_frame(
+        [
+            raw_row(1, clicks="1", actions=actions_json({PURCHASE: "2"})),
+            raw_row(2, clicks="3", spend="0"),
+            raw_row(3, clicks="10", actions=actions_json({PURCHASE: "10"})),
+        ]
+    )
+
+    result = validate_insights(raw, PURCHASE)
+
+    assert result.rejects.empty, result.rejects.to_string()
+    assert list(result.valid["conversions"]) == [2, 2, 10]
 
 
 def test_reject_without_ad_id_or_date_records_none() -> None:
