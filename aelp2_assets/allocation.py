@@ -210,6 +210,14 @@ def allocate_from_history(
             f"history holds no row dated on or before {decision_date} and there are no new_arms:"
             " no ad set to allocate to"
         )
+    if not arms["is_live"].any():
+        delivered = arms["last_delivery_date"].dropna()
+        last = f"on {max(delivered)}" if len(delivered) else "none: no spend or impressions"
+        raise ValueError(
+            f"no ad set delivered in the {settings.live_window_days} days to {decision_date} (the"
+            f" last delivery in the history: {last}), so none would be funded: is the decision"
+            " date right, and the history up to date?"
+        )
     arms = arms_for_allocation(arms, decision_date, current_budgets, previous_decisions)
     return allocate_budget(
         arms,

@@ -89,3 +89,20 @@ def test_new_arms_as_one_id_of_text_is_refused_not_read_as_its_characters() -> N
 def test_an_empty_history_says_there_is_nothing_to_allocate_to() -> None:
     with pytest.raises(ValueError, match="no ad set to allocate to"):
         _allocate(_history().iloc[0:0])
+
+
+def test_a_decision_date_past_the_live_window_is_refused_not_allocated_nothing() -> None:
+    history = _history()
+    assert _allocate(history).sum() > 0  # the decision date itself: funded
+
+    with pytest.raises(ValueError, match="last delivery in the history: on 2025-03-15"):
+        allocate_from_history(
+            history, DECISION + dt.timedelta(days=3), SETTINGS, np.random.default_rng(7)
+        )
+
+
+def test_a_history_that_never_delivered_is_refused_saying_so() -> None:
+    idle = _history().assign(spend=0.0, clicks=0, conversions=0, impressions=0)
+
+    with pytest.raises(ValueError, match="none: no spend or impressions"):
+        _allocate(idle)
