@@ -609,6 +609,8 @@ _PROBLEMS = {
     "not_nullable": "is missing",
     "greater_than_or_equal_to": "is negative",
     "finite": "is not finite",
+    "whole": "is not a whole number",
+    "not_blank": "is blank",
     "isin": "is not one of the allowed values",
     "account_local_day": "is not a day without a time zone (a date, or text YYYY-MM-DD)",
     "conversions_within_clicks": (
@@ -668,18 +670,27 @@ def _account_local_days(dates: pd.Series) -> pd.Series:
     return dates.map(local_day).astype(bool)
 
 
+def _not_blank(values: pd.Series) -> pd.Series:
+    """True where an id or name has a character besides spaces (ids may come as numbers)."""
+    text = values if pd.api.types.is_string_dtype(values) else values.astype(str)
+    return (text.str.strip() != "").fillna(True).astype(bool)
+
+
+_NOT_BLANK = pa.Check(_not_blank, name="not_blank")
+_WHOLE = pa.Check(_whole, name="whole")
 _FINITE = pa.Check(lambda values: pd.Series(np.isfinite(values), index=values.index), name="finite")
 _HISTORY = pa.DataFrameSchema(
     {
         "date": pa.Column(checks=pa.Check(_account_local_days, name="account_local_day")),
-        "adset_id": pa.Column(),
-        "channel": pa.Column(),
+        "adset_id": pa.Column(checks=_NOT_BLANK),
+        "channel": pa.Column(checks=_NOT_BLANK),
+        "spend": pa.Column("float64", [pa.Check.ge(0), _FINITE], coerce=True),
         **{
-            name: pa.Column("float64", [pa.Check.ge(0), _FINITE], coerce=True)
-            for name in ("spend", "clicks", "conversions")
+            name: pa.Column("float64", [pa.Check.ge(0), _FINITE, _WHOLE], coerce=True)
+            for name in ("clicks", "conversions")
         },
         "impressions": pa.Column(
-            "float64", pa.Check.ge(0), nullable=True, coerce=True, required=False
+            "float64", [pa.Check.ge(0), _WHOLE], nullable=True, coerce=True, required=False
         ),
     },
     checks=[

@@ -49,6 +49,8 @@ def _allocate(history: pd.DataFrame, **options: object) -> pd.Series:
         ("clicks", "n/a", "row 40 clicks 'n/a' is not a number"),
         ("conversions", -1, "row 40 conversions -1.0 is negative"),
         ("adset_id", None, "row 40 adset_id None is missing"),
+        ("adset_id", " ", "row 40 adset_id ' ' is blank"),
+        ("conversions", 2.5, "row 40 conversions 2.5 is not a whole number"),
         ("date", "15/03/2025", "row 40 date '15/03/2025' is not a day without a time zone"),
         ("conversions", 501, "row 40 conversions 501.0 exceeds the row's clicks, 10 or more"),
         ("spend", 0.0, "row 40 spend 0.0 is nothing for 10 or more clicks"),
