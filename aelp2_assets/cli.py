@@ -27,6 +27,11 @@ def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
         end = source.decision_date(settings.account_today())
     except ValueError as error:  # a source that cannot say its last day names the row and value
         raise SystemExit(f"{settings.source_name} source: {error}") from None
+    except FileNotFoundError:
+        raise SystemExit(
+            f"{settings.source_name} source: no file {settings.source_file!r}"
+            " (AELP2_SOURCE_FILE, relative to this folder)"
+        ) from None
     first_partition = dt.date.fromisoformat(settings.partition_start_date)
     if end < first_partition:
         raise SystemExit(
@@ -84,6 +89,12 @@ def _print_allocation(settings: Aelp2Settings) -> None:
     print("  " + ", ".join(warehouse.table_names()))
 
 
+def _config_problem(message: str) -> str:
+    """A Dagster config error's own words, without its stack trace and exception class."""
+    last_line = message.split("\n\nStack Trace")[0].strip().splitlines()[-1]
+    return last_line.split("Error: ", 1)[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the main job over the last ``--days`` days and print the allocation."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
-    result = run_main_job(settings, start, end, instance, log_level="INFO")
+    try:
+        result = run_main_job(settings, start, end, instance, log_level="INFO")
+    except dg.DagsterInvalidConfigError as error:  # a resource's EnvVar not set, say
+        raise SystemExit(
+            "configuration: " + "; ".join(_config_problem(p.message) for p in error.errors)
+        ) from None
     elapsed = time.perf_counter() - began
     failed_checks = [
         f"{check.asset_key.to_user_string()}.{check.check_name}: {check.description}"
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if not result.success:
         for failure in (event for event in result.all_events if event.is_step_failure):
             error = failure.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # Dagster's wrapper first; the cause says what went wrong
             print(f"  step {failure.step_key} failed: {error.message.strip() if error else ''}")
         pushed = any(
             event.asset_key == dg.AssetKey("pushed_budgets")

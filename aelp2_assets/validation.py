@@ -261,15 +261,17 @@ class ValidatedMetrics(pa.DataFrameModel):
 # --- validate_insights -----------------------------------------------------------------------
 
 
-def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> ValidationResult:
+def validate_insights(
+    raw: pd.DataFrame, conversion_action_type: str, account_currency: str | None = None
+) -> ValidationResult:
     """Type, de-duplicate and check raw insights rows; conversions count one action type only.
 
     ``raw`` has columns ``tables.RAW_COLUMNS`` with text insight values. Rows identical on every
     insight field are kept once, silently; rows that share ``tables.RAW_KEY`` with different
     values are all rejected, since there is no telling which is right. Any other problem (a
     number that is not one, a missing required field, a negative amount, clicks above
-    impressions, a multi-day or non-ISO date, actions that do not parse) rejects the row with one
-    reject per problem.
+    impressions, a multi-day or non-ISO date, actions that do not parse, an ``account_currency``
+    other than the one given) rejects the row with one reject per problem.
     """
     missing = [name for name in tables.RAW_COLUMNS if name not in raw.columns]
     if missing:
@@ -283,6 +285,7 @@ def validate_insights(raw: pd.DataFrame, conversion_action_type: str) -> Validat
 
     problems = _key_conflicts(text, frame["row_number"])
     problems += _mixed_grains(text)
+    problems += _currency_problems(text, account_currency)
     work, action_problems = _with_conversion_text(text, conversion_action_type)
     problems += action_problems
     parsed, parse_problems = _parse(work, conversion_action_type)
@@ -330,6 +333,25 @@ def _key_conflicts(text: pd.DataFrame, row_numbers: pd.Series) -> list[_Problem]
         value = " / ".join(key_values)
         problems += [_Problem(position, "key", value, reason) for position in group.index]
     return problems
+
+
+def _currency_problems(text: pd.DataFrame, account_currency: str | None) -> list[_Problem]:
+    """Rows stating a currency other than the account's: their amounts would be read in the
+    wrong one (a file export of another account, or the wrong AELP2_ACCOUNT_CURRENCY)."""
+    if account_currency is None:
+        return []
+    stated = text["account_currency"]
+    other = (stated.str.upper() != account_currency).fillna(False).astype(bool)
+    return [
+        _Problem(
+            position,
+            "account_currency",
+            stated.at[position],
+            f"account_currency {stated.at[position]!r} is not AELP2_ACCOUNT_CURRENCY"
+            f" {account_currency!r}: its amounts would be read in the wrong currency",
+        )
+        for position in stated.index[other]
+    ]
 
 
 def _mixed_grains(text: pd.DataFrame) -> list[_Problem]:
@@ -803,7 +825,7 @@ class RangeValidation:
 
 
 def validate_in_parts(
-    parts: Iterable[pd.DataFrame], conversion_action_type: str
+    parts: Iterable[pd.DataFrame], conversion_action_type: str, account_currency: str | None = None
 ) -> RangeValidation:
     """Validate raw rows part by part, holding one part's raw text at a time.
 
@@ -814,7 +836,7 @@ def validate_in_parts(
     """
     valid, rejects, unreconciled, duplicates, raw_rows = [], [], [], 0, 0
     for raw in parts:
-        result = validate_insights(raw, conversion_action_type)
+        result = validate_insights(raw, conversion_action_type, account_currency)
         valid.append(result.valid)
         rejects.append(result.rejects)
         unreconciled.append(unreconciled_totals(result.valid, raw, result.rejects))

@@ -287,3 +287,51 @@ def test_the_demo_command_says_the_push_did_not_run_after_a_blocking_check(
     printed = capsys.readouterr().out
     assert "FAILED" in printed and "no_rejected_rows" in printed
     assert "The push did not run; the last good allocation stands." in printed
+
+
+def test_an_export_in_another_currency_than_the_setting_is_refused_and_nothing_pushed(
+    tmp_path, monkeypatch, capsys
+):
+    # The export's rows state USD; the settings say EUR: 30,000 "EUR" of dollars would be
+    # allocated. Every row is rejected, naming its currency, and the push does not run.
+    export = tmp_path / "export.jsonl"
+    _write(export, [_good_row("2024-03-01", ad) for ad in (1, 2)])
+    _use_file_source(monkeypatch, export, tmp_path)
+    monkeypatch.setenv("AELP2_ACCOUNT_CURRENCY", "EUR")
+
+    assert main(["--days", "1"]) == 1
+
+    printed = capsys.readouterr().out
+    assert "account_currency='USD'" in printed and "AELP2_ACCOUNT_CURRENCY 'EUR'" in printed
+    assert "The push did not run; the last good allocation stands." in printed
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"), dataset="aelp2_prod")
+    assert warehouse.read("pushed_budgets").empty
+
+
+def test_the_demo_command_says_in_one_line_that_the_source_file_is_missing(
+    tmp_path, monkeypatch
+):
+    _use_file_source(monkeypatch, tmp_path / "nowhere.jsonl", tmp_path)
+
+    with pytest.raises(SystemExit) as refusal:
+        main(["--days", "1"])
+
+    assert str(refusal.value) == (
+        f"file source: no file {str(tmp_path / 'nowhere.jsonl')!r}"
+        " (AELP2_SOURCE_FILE, relative to this folder)"
+    )
+
+
+def test_the_demo_command_names_an_unset_token_in_one_line(tmp_path, monkeypatch):
+    # Meta is never called: the run stops at its configuration, before any request.
+    monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("AELP2_SOURCE", "meta")
+    monkeypatch.setenv("META_AD_ACCOUNT_ID", "act_123")
+    monkeypatch.setenv("AELP2_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+
+    with pytest.raises(SystemExit) as refusal:
+        main(["--days", "1"])
+
+    message = str(refusal.value)
+    assert message.startswith("configuration: ") and '"META_ACCESS_TOKEN"' in message
+    assert "Stack Trace" not in message and "\n" not in message

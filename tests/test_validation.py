@@ -223,6 +223,19 @@ def test_bad_input_is_rejected_with_row_field_and_value(
     assert list(result.valid["ad_id"]) == ["a1", "a3"]
 
 
+def test_rows_in_another_currency_than_the_accounts_are_rejected() -> None:
+    raw = raw_frame(
+        [raw_row(1), raw_row(2, account_currency="EUR"), raw_row(3, account_currency=None)]
+    )
+
+    result = validate_insights(raw, PURCHASE, "USD")
+
+    (reject,) = result.rejects.itertuples()
+    assert (reject.row_number, reject.field, reject.value) == (2, "account_currency", "EUR")
+    assert "is not AELP2_ACCOUNT_CURRENCY 'USD'" in reject.reason
+    assert list(result.valid["ad_id"]) == ["a1", "a3"]  # a row that states none is kept
+
+
 def test_few_clicks_may_carry_view_through_conversions_or_cost_under_a_cent() -> None:
     # As in the real 2017 export: 2 conversions on 1 click; Meta bills 3 clicks at under a cent.
     raw = raw_frame(

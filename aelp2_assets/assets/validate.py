@@ -85,6 +85,7 @@ def build_validate_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 for first, last in _day_ranges(start, end)
             ),
             settings.conversion_action_type,
+            settings.account_currency,
         )
         result = checked.result
         # raw rows were read by their ISO date_start, so every reject's date parses
