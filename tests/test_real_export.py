@@ -308,9 +308,7 @@ def test_an_export_in_another_currency_than_the_setting_is_refused_and_nothing_p
     assert warehouse.read("pushed_budgets").empty
 
 
-def test_the_demo_command_says_in_one_line_that_the_source_file_is_missing(
-    tmp_path, monkeypatch
-):
+def test_the_demo_command_says_in_one_line_that_the_source_file_is_missing(tmp_path, monkeypatch):
     _use_file_source(monkeypatch, tmp_path / "nowhere.jsonl", tmp_path)
 
     with pytest.raises(SystemExit) as refusal:

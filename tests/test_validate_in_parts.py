@@ -64,8 +64,10 @@ def test_parts_give_the_valid_rows_rejects_and_checks_of_one_pass(raw: pd.DataFr
 def test_totals_that_differ_come_in_one_pass_order(monkeypatch) -> None:
     raw = raw_frame([raw_row(1, date_start=day, date_stop=day) for day in DAYS])
 
-    def tampered(raw: pd.DataFrame, action_type: str) -> validation.ValidationResult:
-        result = validate_insights(raw, action_type)
+    def tampered(
+        raw: pd.DataFrame, action_type: str, currency: str | None = None
+    ) -> validation.ValidationResult:
+        result = validate_insights(raw, action_type, currency)
         valid = result.valid.assign(spend=result.valid["spend"] + 1, clicks=0)
         return validation.ValidationResult(valid, result.rejects, result.duplicates_dropped)
 
