@@ -28,7 +28,7 @@ The policies:
   the conversion-rate Beta replaced by the Gamma of the same mean and pseudo-count).
 - ``ours``: ``allocation.allocate_from_history`` with the defaults the assets run
   (``AllocatorSettings``: THOMPSON_ALPHA_INIT = BETA_INIT = 1, 1,000 draws, 3-day live window,
-  the response-curve split with an assumed exponent of 0.8).
+  the response-curve split with an assumed exponent of 0.7).
 
 On day 45 the leading creative (the established live arm with the most conversions per dollar)
 of each policy's account gets a 40% cost shock. The figures, each a mean with the 10th-90th
@@ -59,7 +59,7 @@ claim: an earlier version of this figure counted it, and the oracle itself score
 Candidates measured beside ours with ``--policies``, not in the default run: ``ours_pooled``
 (the pooled conversion-rate prior and wear adjustment on), ``ours_thompson`` (shares by the
 probability of being best, as ours split until it took the response curve),
-``ours_curve70``/``ours_curve85``/``ours_curve95`` (other assumed response exponents; the
+``ours_curve80``/``ours_curve85``/``ours_curve95`` (other assumed response exponents; the
 simulator's is 0.85), ``ours_cap20`` (a 20% top cap) and ``ours_cost14`` (clicks per dollar
 forgotten as slowly as conversion rate, 14 days, as ours did until it took 3).
 """
@@ -297,7 +297,7 @@ POLICY_FUNCTIONS: dict[str, Callable[[Day], Decision]] = {
     "ours_pooled": lambda view: ours_policy(view, OURS_POOLED),
     "ours_cap20": lambda view: ours_policy(view, OURS_CAP20),
     "ours_thompson": lambda view: ours_policy(view, OURS_THOMPSON),
-    "ours_curve70": lambda view: ours_policy(view, replace(OURS, response_exponent=0.7)),
+    "ours_curve80": lambda view: ours_policy(view, replace(OURS, response_exponent=0.8)),
     "ours_curve85": lambda view: ours_policy(view, replace(OURS, response_exponent=0.85)),
     "ours_curve95": lambda view: ours_policy(view, replace(OURS, response_exponent=0.95)),
     "ours_cost14": lambda view: ours_policy(view, replace(OURS, cost_half_life_days=14.0)),

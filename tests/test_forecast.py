@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aelp2_assets.allocation import RESPONSE_EXPONENT
 from aelp2_assets.forecast import (
     FORECAST_COLUMNS,
     OVERDISPERSION_SHAPE,
+    SPEND_ELASTICITY,
     RecentCalibration,
     conversion_draws,
     fan_chart_png,
@@ -261,7 +261,7 @@ def test_recent_calibration_recovers_cost_level_and_overdispersion_apart() -> No
     assert abs(fit.slope) < 0.02
     assert 3.0 < fit.overdispersion_shape < 40.0
     at_5000 = {
-        arm: curve * 5000.0 ** (RESPONSE_EXPONENT - 1) for arm, curve in fit.arm_click_curve.items()
+        arm: curve * 5000.0 ** (SPEND_ELASTICITY - 1) for arm, curve in fit.arm_click_curve.items()
     }
     assert at_5000 == pytest.approx({"a": 1.25, "b": 1.25}, rel=0.02)
 
@@ -276,7 +276,7 @@ def test_a_wearing_arm_is_forecast_at_todays_clicks_per_dollar() -> None:
     fit = recent_calibration(posteriors, history, as_of)
 
     assert fit is not None
-    assert fit.arm_click_curve["a"] * 5000.0 ** (RESPONSE_EXPONENT - 1) == pytest.approx(
+    assert fit.arm_click_curve["a"] * 5000.0 ** (SPEND_ELASTICITY - 1) == pytest.approx(
         0.8, rel=0.01
     )
 
@@ -354,7 +354,7 @@ def test_the_calibrated_forecast_puts_planned_spend_on_the_response_curve() -> N
     # conversions: 5,000 x 1.741 + 10,000 = 18,706 a day (linear in spend: 20,000). c
     # launches (no recent clicks): linear, 0.03 x 1,000.
     posteriors = _exact_rates({"a": 0.01, "b": 0.02, "c": 0.03})
-    at_posterior = 500_000.0 ** (1 - RESPONSE_EXPONENT)
+    at_posterior = 500_000.0 ** (1 - SPEND_ELASTICITY)
     measured_at = _exact_calibration({"a": at_posterior, "b": at_posterior})
     next_day = conversion_draws(
         posteriors,
@@ -405,7 +405,7 @@ def test_one_odd_day_does_not_widen_the_level() -> None:
 
 
 def _click_curve_at(fit: RecentCalibration, arm: str, spend: float) -> float:
-    return fit.arm_click_curve[arm] * spend ** (RESPONSE_EXPONENT - 1)
+    return fit.arm_click_curve[arm] * spend ** (SPEND_ELASTICITY - 1)
 
 
 def test_a_three_day_jump_is_not_extrapolated_past_the_data() -> None:
