@@ -699,20 +699,18 @@ def _not_blank(values: pd.Series) -> pd.Series:
 
 
 _NOT_BLANK = pa.Check(_not_blank, name="not_blank")
-_WHOLE = pa.Check(_whole, name="whole")
-_FINITE = pa.Check(lambda values: pd.Series(np.isfinite(values), index=values.index), name="finite")
 _HISTORY = pa.DataFrameSchema(
     {
         "date": pa.Column(checks=pa.Check(_account_local_days, name="account_local_day")),
         "adset_id": pa.Column(checks=_NOT_BLANK),
         "channel": pa.Column(checks=_NOT_BLANK),
-        "spend": pa.Column("float64", [pa.Check.ge(0), _FINITE], coerce=True),
+        "spend": pa.Column("float64", _NUMBER_CHECKS, coerce=True),
         **{
-            name: pa.Column("float64", [pa.Check.ge(0), _FINITE, _WHOLE], coerce=True)
+            name: pa.Column("float64", _NUMBER_CHECKS + _COUNT_CHECKS, coerce=True)
             for name in ("clicks", "conversions")
         },
         "impressions": pa.Column(
-            "float64", [pa.Check.ge(0), _WHOLE], nullable=True, coerce=True, required=False
+            "float64", _NUMBER_CHECKS + _COUNT_CHECKS, nullable=True, coerce=True, required=False
         ),
     },
     checks=[
@@ -725,10 +723,12 @@ _HISTORY_ROWS_AT_ONCE = 200_000
 
 
 def check_history(history: pd.DataFrame) -> None:
-    """Refuse a daily history the model cannot read, naming row, field and value: a missing
-    id, channel or date; a date with a time zone or in an ambiguous format; spend, clicks or
-    conversions missing, not a number, negative or infinite; negative impressions. A slice of
-    rows at a time: pandera's copies of 1.8 million rows at once took the forecast to 3 GB."""
+    """Refuse a daily history the model cannot read, naming row, field and value: a missing or
+    blank id or channel; a missing date, one with a time zone or in an ambiguous format; spend,
+    clicks or conversions missing, not a number, negative or infinite; fractional counts; the
+    impossible rows the insights rules reject (more conversions than 10 or more clicks, 10 or
+    more clicks without spend). A slice of rows at a time: pandera's copies of 1.8 million rows
+    at once took the forecast to 3 GB."""
     checked = [history.columns.get_loc(name) for name in _HISTORY.columns if name in history]
     failures = []
     for start in range(0, len(history), _HISTORY_ROWS_AT_ONCE):
