@@ -21,7 +21,10 @@ from aelp2_assets.resources.warehouse import DuckDBWarehouse
 
 def _days(settings: Aelp2Settings, days: int) -> tuple[dt.date, dt.date]:
     """The partitions to run: the ``days`` days up to the source's decision date."""
-    defs = build_definitions(settings)
+    try:
+        defs = build_definitions(settings)
+    except ValueError as error:  # a source without what it needs (META_AD_ACCOUNT_ID, say)
+        raise SystemExit(str(error)) from None
     source = defs.resources["insights_source"]
     try:
         end = source.decision_date(settings.account_today())
@@ -102,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         "--days", type=_at_least_one, default=28, help="days of partitions to (re)load (default 28)"
     )
     arguments = parser.parse_args(argv)
-    settings = Aelp2Settings.from_env()
+    try:
+        settings = Aelp2Settings.from_env()
+    except ValueError as error:  # names the variable and its value
+        raise SystemExit(str(error)) from None
     start, end = _days(settings, arguments.days)
     print(
         f"Running {MAIN_JOB}: source {settings.source_name}, warehouse"

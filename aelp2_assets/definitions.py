@@ -120,4 +120,9 @@ def build_definitions(settings: Aelp2Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(Aelp2Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads from this module, built from the environment's settings when it
+    loads them (importing the module reads no setting, so a command that imports it can say
+    what is wrong with them in one line)."""
+    return build_definitions(Aelp2Settings.from_env())

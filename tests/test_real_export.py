@@ -333,3 +333,26 @@ def test_the_demo_command_names_an_unset_token_in_one_line(tmp_path, monkeypatch
     message = str(refusal.value)
     assert message.startswith("configuration: ") and '"META_ACCESS_TOKEN"' in message
     assert "Stack Trace" not in message and "\n" not in message
+
+
+def test_the_demo_command_names_a_missing_ad_account_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("META_AD_ACCOUNT_ID", raising=False)
+    monkeypatch.setenv("AELP2_SOURCE", "meta")
+    monkeypatch.setenv("AELP2_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+
+    with pytest.raises(SystemExit) as refusal:
+        main(["--days", "1"])
+
+    assert str(refusal.value) == (
+        "AELP2_SOURCE=meta needs META_AD_ACCOUNT_ID, the ad account to read"
+    )
+
+
+def test_the_demo_command_names_a_bad_setting_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAILY_BUDGET_CAP", "30k")
+    monkeypatch.setenv("AELP2_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+
+    with pytest.raises(SystemExit) as refusal:
+        main(["--days", "1"])
+
+    assert str(refusal.value).startswith("bad setting: DAILY_BUDGET_CAP='30k'")
